@@ -1,0 +1,76 @@
+# Makefile: builds playbookd and its tests. `make` builds build/release; `make SANITIZER=address,undefined`
+# builds build/sanitize; `make test` installs missing packages, then builds both and runs every test
+# (unit and integration) on the sanitized build.
+VERSION     := 0.1.0
+CC          ?= cc
+PREFIX      ?= /usr/local
+SANITIZER   ?=
+PYTHON      ?= /usr/bin/python3
+
+WARNINGS    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wwrite-strings -Werror
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DPLAYBOOKD_VERSION='"$(VERSION)"' -Iinclude -pthread -g $(WARNINGS) \
+               -fstack-protector-strong
+LIBS        := -lnats -lcurl -lcjson -lyaml -lm -pthread
+
+ifeq ($(SANITIZER),)
+  BUILD     := build/release
+  CFLAGS_V  := -O2 -D_FORTIFY_SOURCE=2
+else
+  BUILD     := build/sanitize
+  CFLAGS_V  := -O1 -fno-omit-frame-pointer -fsanitize=$(SANITIZER) -fno-sanitize-recover=all
+  LDFLAGS   += -fsanitize=$(SANITIZER)
+endif
+ALL_CFLAGS  := $(CFLAGS_BASE) $(CFLAGS_V) $(CFLAGS)
+
+LIB_SRC      := $(wildcard lib/*.c) $(wildcard playbooks/*.c)
+LIB_OBJ      := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC     := $(wildcard tests/unit/test_*.c)
+UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit integration fuzz-replay deps clean install
+all: $(BUILD)/playbookd
+
+$(BUILD)/%.o: %.c $(wildcard include/playbookd/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libplaybookd.a: $(LIB_OBJ)
+	@ar rcs $@ $^
+
+$(BUILD)/playbookd: $(BUILD)/cmd/playbookd/main.o $(BUILD)/libplaybookd.a
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libplaybookd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+$(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libplaybookd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+deps:
+	bash tests/install-deps.sh
+
+# The test command README.md gives. Sanitized: AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps
+	$(MAKE) all
+	$(MAKE) SANITIZER=address,undefined all unit fuzz-replay integration
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; CMOCKA_MESSAGE_OUTPUT=stdout $$t; done
+
+fuzz-replay: $(FUZZ_BIN)
+	@set -e; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; echo "== $$t tests/fuzz/corpus/$$n"; $$t tests/fuzz/corpus/$$n; done
+
+integration: $(BUILD)/playbookd
+	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+install: $(BUILD)/playbookd
+	install -D -m 0755 $(BUILD)/playbookd $(DESTDIR)$(PREFIX)/bin/playbookd
+
+clean:
+	rm -rf build

@@ -1,0 +1,236 @@
+/*
+ * main.c: the playbookd command: flags, signals and wiring of config, dispatcher and NATS subscriber,
+ * or --check and --replay. No logic worth testing lives here.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <nats/nats.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "playbookd/config.h"
+#include "playbookd/dispatch.h"
+#include "playbookd/http.h"
+#include "playbookd/log.h"
+#include "playbookd/metrics.h"
+#include "playbookd/nats.h"
+
+#define DEFAULT_CONFIG "/etc/playbookd/playbooks.yaml"
+
+struct flags {
+    const char *config;
+    const char *replay;
+    bool dry_run, check;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: playbookd [-c FILE] [--dry-run] [--check] [--replay FILE|-] [--log-format text|json] "
+                 "[--version]\n"
+                 "  -c, --config FILE    config file (default " DEFAULT_CONFIG ")\n"
+                 "      --dry-run        ask the API server to validate every change without making it\n"
+                 "      --check          validate the config and exit 0 (valid) or 1\n"
+                 "      --replay FILE|-  dispatch newline-delimited Falco JSON instead of NATS; one result\n"
+                 "                       line per action on stdout; exit 1 if any action failed\n"
+                 "      --log-format F   text (default) or json, one object per line\n"
+                 "      --version        print the version\n");
+}
+
+/* Returns -1 to continue, or the exit status. */
+static int parse_flags(int argc, char **argv, struct flags *f)
+{
+    enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},   {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"check", no_argument, NULL, OPT_CHECK},     {"replay", required_argument, NULL, OPT_REPLAY},
+        {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+        {"version", no_argument, NULL, OPT_VERSION}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    f->config = DEFAULT_CONFIG;
+    while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c': f->config = optarg; break;
+        case OPT_DRY_RUN: f->dry_run = true; break;
+        case OPT_CHECK: f->check = true; break;
+        case OPT_REPLAY: f->replay = optarg; break;
+        case OPT_LOG_FORMAT:
+            if (log_set_format(optarg) != 0) {
+                fprintf(stderr, "playbookd: --log-format must be text or json\n");
+                return 2;
+            }
+            break;
+        case OPT_VERSION: printf("playbookd %s\n", PLAYBOOKD_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "playbookd: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    return -1;
+}
+
+struct replay {
+    unsigned long line;
+    unsigned long actions, failed;
+};
+
+static void print_result(void *arg, const char *subject, const struct playbook *pb, enum outcome o, const char *reason)
+{
+    struct replay *r = arg;
+    r->actions++;
+    r->failed += o == OUTCOME_FAILED;
+    if (o == OUTCOME_SKIPPED || o == OUTCOME_FAILED)
+        printf("line %lu: %s -> %s: %s (%s)\n", r->line, subject, pb->name, outcome_name(o), reason);
+    else
+        printf("line %lu: %s -> %s: %s\n", r->line, subject, pb->name, outcome_name(o));
+    fflush(stdout);
+}
+
+/*
+ * Reads one line of at most ALERT_MAX_BYTES + 1 bytes into buf; a longer line is consumed whole and
+ * reported by its length so that it is rejected as too large. Returns -1 at the end of input.
+ */
+static long read_line(FILE *in, char *buf, size_t cap)
+{
+    size_t n = 0, total = 0;
+    int c;
+    while ((c = getc_unlocked(in)) != EOF && c != '\n') {
+        if (n < cap)
+            buf[n++] = (char)c;
+        total++;
+    }
+    if (c == EOF && total == 0)
+        return -1;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--, total--;
+    return (long)total;
+}
+
+static int run_replay(const struct config *cfg, const char *path)
+{
+    FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    if (in == NULL) {
+        fprintf(stderr, "playbookd: %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    struct replay r = {0};
+    struct dispatcher *d = NULL;
+    size_t cap = ALERT_MAX_BYTES + 1;
+    char *buf = malloc(cap), origin[40];
+    unsigned long rejected = 0, alerts = 0;
+    long len;
+    if (buf == NULL || dispatcher_create(&d, cfg, print_result, &r) != 0) {
+        fprintf(stderr, "playbookd: out of memory\n");
+        len = -1;
+    }
+    while (buf != NULL && d != NULL && (len = read_line(in, buf, cap)) >= 0) {
+        r.line++;
+        if (len == 0)
+            continue;
+        alerts++;
+        snprintf(origin, sizeof(origin), "line %lu", r.line);
+        size_t used = (size_t)len < cap ? (size_t)len : cap; /* an overlong line is rejected as too large */
+        rejected += dispatch_message(d, NULL, buf, used, origin) == DISPATCH_REJECTED;
+    }
+    log_kv(LOG_INFO, "replay done", "file", path, NULL);
+    fprintf(stderr, "replay: %lu alerts (%lu rejected), %lu actions, %lu failed\n", alerts, rejected, r.actions,
+            r.failed);
+    dispatcher_destroy(d);
+    free(buf);
+    if (in != stdin)
+        fclose(in);
+    return r.failed > 0 ? 1 : 0;
+}
+
+/* Blocks the signals the main thread waits for; threads created later inherit the mask. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int run_daemon(const struct config *cfg)
+{
+    sigset_t set;
+    struct dispatcher *d = NULL;
+    struct subscriber *sub = NULL;
+    struct error err;
+    int sig = 0;
+    block_signals(&set);
+    if (dispatcher_create(&d, cfg, NULL, NULL) != 0) {
+        fprintf(stderr, "playbookd: out of memory\n");
+        return 1;
+    }
+    if (subscriber_create(&sub, cfg, d, &err) != 0) {
+        log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
+        dispatcher_destroy(d);
+        return 1;
+    }
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        log_kv(LOG_WARN, "SIGHUP: config reload is not supported yet; restart to apply changes", NULL);
+    log_kv(LOG_INFO, "stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    subscriber_destroy(sub);
+    dispatcher_destroy(d);
+    return 0;
+}
+
+static void log_summary(void)
+{
+    struct metrics_snapshot m;
+    char received[24], rejected[24], ok[24], failed[24];
+    metrics_snapshot(&m);
+    snprintf(received, sizeof(received), "%lu", m.alerts_received);
+    snprintf(rejected, sizeof(rejected), "%lu", m.alerts_rejected);
+    snprintf(ok, sizeof(ok), "%lu", m.actions[OUTCOME_OK] + m.actions[OUTCOME_DRY_RUN]);
+    snprintf(failed, sizeof(failed), "%lu", m.actions[OUTCOME_FAILED]);
+    log_kv(LOG_INFO, "stopped", "alerts", received, "rejected", rejected, "actions_ok", ok, "actions_failed", failed,
+           NULL);
+}
+
+int main(int argc, char **argv)
+{
+    struct flags f = {0};
+    struct config *cfg = NULL;
+    struct error err;
+    int rc = parse_flags(argc, argv, &f);
+    if (rc >= 0)
+        return rc;
+    if (config_load(&cfg, f.config, f.dry_run, &err) != 0) {
+        fprintf(stderr, "playbookd: %s\n", err.msg);
+        return 1;
+    }
+    if (f.check) {
+        printf("%s: ok (%zu playbook%s, %zu topic%s%s)\n", f.config, cfg->n_playbooks,
+               cfg->n_playbooks == 1 ? "" : "s", cfg->n_topics, cfg->n_topics == 1 ? "" : "s",
+               cfg->dry_run ? ", dry run" : "");
+        config_destroy(cfg);
+        return 0;
+    }
+    if (http_global_init() != 0) {
+        fprintf(stderr, "playbookd: cannot initialise libcurl\n");
+        config_destroy(cfg);
+        return 1;
+    }
+    log_kv(LOG_INFO, "starting", "version", PLAYBOOKD_VERSION, "config", f.config, "dry_run",
+           cfg->dry_run ? "true" : "false", NULL);
+    rc = f.replay ? run_replay(cfg, f.replay) : run_daemon(cfg);
+    if (!f.replay) {
+        nats_CloseAndWait(5000);
+        log_summary();
+    }
+    http_global_cleanup();
+    config_destroy(cfg);
+    return rc;
+}

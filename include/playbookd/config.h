@@ -1,0 +1,126 @@
+/*
+ * config.h: the YAML configuration: a tree of nodes that remembers where each value came from, the
+ * parameter tables playbooks declare, and the loaded config (NATS, Kubernetes, playbooks, topics).
+ */
+#ifndef PLAYBOOKD_CONFIG_H
+#define PLAYBOOKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "playbookd/error.h"
+
+#define CONFIG_MAX_PLAYBOOKS 256
+#define CONFIG_MAX_BYTES (4 * 1024 * 1024)
+
+enum config_node_kind { NODE_SCALAR, NODE_SEQ, NODE_MAP };
+
+/* One YAML node. The children of a map carry their key; positions are 1-based. */
+struct config_node {
+    enum config_node_kind kind;
+    const char *file;
+    char *key;   /* set on the children of a map */
+    char *value; /* scalars, after ${VAR} expansion */
+    int line, column;         /* of the value */
+    int key_line, key_column; /* of the key, for the children of a map */
+    struct config_node *children;
+    size_t n_children;
+};
+
+/* Reads YAML text into a tree (config_yaml.c); `file` names it in messages and must outlive the tree. */
+int config_tree_read(struct config_node **out, const char *file, const char *text, size_t len, struct error *err);
+void config_tree_free(struct config_node *root);
+
+/* Formats "FILE:LINE:COL: key 'K': reason" into err and returns -1. */
+int config_node_error(struct error *err, const struct config_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same, pointing at the node's key rather than its value ("unknown key"). */
+int config_key_error(struct error *err, const struct config_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The child of a map with this key, or NULL. */
+const struct config_node *config_node_get(const struct config_node *map, const char *key);
+
+/* Parameter tables, in the manner of Fluent Bit's config_map: a playbook lists what it accepts. */
+enum param_type {
+    PARAM_STRING,   /* char *, malloc'd; an empty value counts as absent */
+    PARAM_INT,      /* long, within [min, max] */
+    PARAM_BOOL,     /* bool: true/false, yes/no */
+    PARAM_PRIORITY, /* enum priority, by Falco's names */
+    PARAM_CHOICE,   /* char *, one of choices */
+    PARAM_STRINGS,  /* struct string_list: a sequence of strings, or one string; def is comma-separated */
+    PARAM_SECTION,  /* a nested map loaded by the table `section` into the same context */
+    PARAM_NODE,     /* const struct config_node *, left for the caller to read */
+};
+
+struct string_list {
+    char **items;
+    size_t n;
+};
+
+struct param_spec {
+    const char *name;
+    enum param_type type;
+    const char *def;             /* default as text, or NULL */
+    bool required;
+    size_t offset;               /* where the value goes in the playbook's context */
+    long min, max;               /* PARAM_INT bounds */
+    const char *const *choices;  /* PARAM_CHOICE: NULL-terminated list */
+    const struct param_spec *section; /* PARAM_SECTION */
+};
+
+/*
+ * Fills ctx from the map `params` (NULL: all defaults) by the table `spec` (ended by a NULL name).
+ * Unknown keys (listing the valid ones), missing required keys and bad values are errors naming
+ * file:line:column. `type` names the playbook type the map configures (its "type" key is skipped), or
+ * is NULL for a section of the config file.
+ */
+int params_load(const struct param_spec *spec, const char *type, const struct config_node *params, void *ctx,
+                struct error *err);
+void params_free(const struct param_spec *spec, void *ctx);
+
+struct config_nats {
+    struct string_list servers;
+    char *queue_group;
+    char *token, *user, *password, *credentials;
+    char *tls_ca, *tls_cert, *tls_key;
+};
+
+struct config_kube {
+    char *kubeconfig, *context;
+};
+
+struct config_retry {
+    long attempts;           /* tries per action, the first included */
+    long initial_backoff_ms; /* doubled after each try */
+    long max_backoff_ms;     /* cap, also on Retry-After */
+};
+
+struct topic {
+    char *pattern;
+    size_t *playbooks; /* indices into config.playbooks, in the order to run */
+    size_t n_playbooks;
+};
+
+struct playbook;
+
+struct config {
+    char *file;
+    struct config_nats nats;
+    struct config_kube kube;
+    struct config_retry retry;
+    bool dry_run;
+    struct string_list protected_namespaces;
+    struct playbook **playbooks;
+    size_t n_playbooks;
+    struct topic *topics;
+    size_t n_topics;
+};
+
+/* Loads and validates a config file; dry_run forces dry run on (the --dry-run flag). */
+int config_load(struct config **out, const char *path, bool dry_run, struct error *err);
+/* The same from memory; `name` stands for the file in messages. */
+int config_load_string(struct config **out, const char *name, const char *text, size_t len, bool dry_run,
+                       struct error *err);
+void config_destroy(struct config *cfg);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * http.h: a small libcurl wrapper. Each thread keeps one easy handle, so connections stay alive and are
+ * never shared across threads. https only, except plain http to loopback (tests and local sidecars).
+ */
+#ifndef PLAYBOOKD_HTTP_H
+#define PLAYBOOKD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "playbookd/error.h"
+
+#define HTTP_MAX_RESPONSE (4 * 1024 * 1024)
+
+struct http_request {
+    const char *method; /* "GET", "POST", "PATCH", "DELETE" */
+    const char *url;
+    const char *content_type; /* for the body, or NULL */
+    const char *body;
+    size_t body_len;
+    long timeout_ms;         /* whole request; 0: 10 s */
+    long connect_timeout_ms; /* 0: 5 s */
+};
+
+struct http_response {
+    long status;        /* 0 when no response arrived */
+    char *body;         /* NUL-terminated, malloc'd */
+    size_t body_len;
+    long retry_after_s; /* Retry-After, or 0 */
+};
+
+int http_global_init(void);
+void http_global_cleanup(void);
+
+/* Checks that url is https, or http to a loopback host. The URL itself never appears in err. */
+int http_url_check(const char *url, struct error *err);
+
+/* Sends the request; 0 when a response arrived (any status), -1 on a transport error (reason in err). */
+int http_send(const struct http_request *req, struct http_response *resp, struct error *err);
+void http_response_free(struct http_response *resp);
+
+#endif

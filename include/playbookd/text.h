@@ -1,0 +1,21 @@
+/* text.h: small text helpers for untrusted input: UTF-8 validation, Slack escaping, bounded copies. */
+#ifndef PLAYBOOKD_TEXT_H
+#define PLAYBOOKD_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True if data[0..len) is well-formed UTF-8 (no overlongs, surrogates or NUL bytes). */
+bool text_utf8_valid(const char *data, size_t len);
+
+/*
+ * Escapes `&`, `<`, `>` as Slack requires, so text cannot mention <!channel> or forge a link. At most
+ * max_in bytes of the input are used, cut on a character boundary, with "…" appended when cut.
+ * Returns a malloc'd string, or NULL when out of memory.
+ */
+char *text_slack_escape(const char *in, size_t max_in);
+
+/* Copies src into dst (size > 0), truncated on a UTF-8 character boundary; returns dst. */
+char *text_copy(char *dst, size_t size, const char *src);
+
+#endif

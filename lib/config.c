@@ -1,0 +1,334 @@
+/*
+ * config.c: the playbookd config file: its sections (one table of settings with defaults), the named
+ * playbooks, and the topics that map subject patterns to them. The first error stops the load and names
+ * file:line:column and the key.
+ */
+#include "playbookd/config.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "playbookd/playbook.h"
+#include "playbookd/subject.h"
+
+#define MAX_NAME 63
+
+/* The config and, while loading, the nodes read later. */
+struct config_file {
+    struct config cfg; /* first: a struct config * is a struct config_file * */
+    const struct config_node *playbooks_node, *topics_node;
+};
+
+#define NATS_FIELD(f) offsetof(struct config_file, cfg.nats.f)
+
+static const struct param_spec tls_spec[] = {
+    {.name = "ca", .type = PARAM_STRING, .offset = NATS_FIELD(tls_ca)},
+    {.name = "cert", .type = PARAM_STRING, .offset = NATS_FIELD(tls_cert)},
+    {.name = "key", .type = PARAM_STRING, .offset = NATS_FIELD(tls_key)},
+    {0},
+};
+
+static const struct param_spec nats_spec[] = {
+    {.name = "servers", .type = PARAM_STRINGS, .def = "nats://127.0.0.1:4222", .offset = NATS_FIELD(servers)},
+    {.name = "queue_group", .type = PARAM_STRING, .offset = NATS_FIELD(queue_group)},
+    {.name = "token", .type = PARAM_STRING, .offset = NATS_FIELD(token)},
+    {.name = "user", .type = PARAM_STRING, .offset = NATS_FIELD(user)},
+    {.name = "password", .type = PARAM_STRING, .offset = NATS_FIELD(password)},
+    {.name = "credentials", .type = PARAM_STRING, .offset = NATS_FIELD(credentials)},
+    {.name = "tls", .type = PARAM_SECTION, .section = tls_spec},
+    {0},
+};
+
+static const struct param_spec kube_spec[] = {
+    {.name = "kubeconfig", .type = PARAM_STRING, .offset = offsetof(struct config_file, cfg.kube.kubeconfig)},
+    {.name = "context", .type = PARAM_STRING, .offset = offsetof(struct config_file, cfg.kube.context)},
+    {0},
+};
+
+#define RETRY_FIELD(f) offsetof(struct config_file, cfg.retry.f)
+
+static const struct param_spec retry_spec[] = {
+    {.name = "attempts", .type = PARAM_INT, .def = "4", .offset = RETRY_FIELD(attempts), .min = 1, .max = 20},
+    {.name = "initial_backoff_ms",
+     .type = PARAM_INT,
+     .def = "200",
+     .offset = RETRY_FIELD(initial_backoff_ms),
+     .min = 1,
+     .max = 60000},
+    {.name = "max_backoff_ms",
+     .type = PARAM_INT,
+     .def = "5000",
+     .offset = RETRY_FIELD(max_backoff_ms),
+     .min = 1,
+     .max = 300000},
+    {0},
+};
+
+static const struct param_spec root_spec[] = {
+    {.name = "nats", .type = PARAM_SECTION, .section = nats_spec},
+    {.name = "kubernetes", .type = PARAM_SECTION, .section = kube_spec},
+    {.name = "retry", .type = PARAM_SECTION, .section = retry_spec},
+    {.name = "dry_run", .type = PARAM_BOOL, .def = "false", .offset = offsetof(struct config_file, cfg.dry_run)},
+    {.name = "protected_namespaces",
+     .type = PARAM_STRINGS,
+     .def = "kube-system",
+     .offset = offsetof(struct config_file, cfg.protected_namespaces)},
+    {.name = "playbooks", .type = PARAM_NODE, .offset = offsetof(struct config_file, playbooks_node)},
+    {.name = "topics", .type = PARAM_NODE, .offset = offsetof(struct config_file, topics_node)},
+    {0},
+};
+
+/* A DNS-1123 label: at most 63 of [a-z0-9-], starting and ending alphanumeric. */
+static bool dns_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+static bool playbook_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= MAX_NAME &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == n;
+}
+
+static int check_nats(const struct config_node *root, const struct config_nats *n, struct error *err)
+{
+    const struct config_node *node = config_node_get(root, "nats");
+    int auth = (n->token != NULL) + (n->user != NULL || n->password != NULL) + (n->credentials != NULL);
+    if (auth > 1)
+        return config_node_error(err, node, "choose one of token, user/password or credentials");
+    if ((n->user == NULL) != (n->password == NULL))
+        return config_node_error(err, node, "user and password go together");
+    if ((n->tls_cert == NULL) != (n->tls_key == NULL))
+        return config_node_error(err, config_node_get(node, "tls"), "tls cert and key go together");
+    if (n->servers.n == 0)
+        return config_node_error(err, node, "servers: at least one server is needed");
+    return 0;
+}
+
+static int check_namespaces(const struct config_node *root, const struct string_list *ns, struct error *err)
+{
+    for (size_t i = 0; i < ns->n; i++)
+        if (!dns_label(ns->items[i]))
+            return config_node_error(err, config_node_get(root, "protected_namespaces"),
+                                     "'%.64s' is not a valid namespace name", ns->items[i]);
+    return 0;
+}
+
+static int add_playbook(struct config *cfg, struct playbook *pb, const struct config_node *at, struct error *err)
+{
+    if (cfg->n_playbooks >= CONFIG_MAX_PLAYBOOKS) {
+        playbook_destroy(pb);
+        return config_node_error(err, at, "too many playbooks (limit %d)", CONFIG_MAX_PLAYBOOKS);
+    }
+    struct playbook **grown = realloc(cfg->playbooks, (cfg->n_playbooks + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        playbook_destroy(pb);
+        return error_set(err, "out of memory");
+    }
+    cfg->playbooks = grown;
+    cfg->playbooks[cfg->n_playbooks++] = pb;
+    return 0;
+}
+
+static void type_names(char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (const struct playbook_type *const *t = playbook_types; *t != NULL && n < size; t++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", (*t)->name);
+}
+
+static int load_playbook(struct config *cfg, const struct config_node *def, struct error *err)
+{
+    char types[256];
+    if (!playbook_name_ok(def->key))
+        return config_node_error(err, def, "a playbook name is 1 to %d of [A-Za-z0-9_.-]", MAX_NAME);
+    if (def->kind != NODE_MAP)
+        return config_node_error(err, def, "a playbook is a map with a type and its parameters");
+    const struct config_node *type = config_node_get(def, "type");
+    if (type == NULL)
+        return config_node_error(err, def, "missing 'type'");
+    const struct playbook_type *t = type->kind == NODE_SCALAR ? playbook_type_find(type->value) : NULL;
+    if (t == NULL) {
+        type_names(types, sizeof(types));
+        return config_node_error(err, type, "unknown playbook type (valid: %s)", types);
+    }
+    struct playbook *pb;
+    if (playbook_create(&pb, def->key, t, def, cfg->dry_run, err) != 0)
+        return -1;
+    return add_playbook(cfg, pb, def, err);
+}
+
+static int load_playbooks(struct config *cfg, const struct config_node *map, struct error *err)
+{
+    if (map == NULL)
+        return 0;
+    if (map->kind != NODE_MAP)
+        return config_node_error(err, map, "expected a map of named playbooks");
+    for (size_t i = 0; i < map->n_children; i++)
+        if (load_playbook(cfg, &map->children[i], err) != 0)
+            return -1;
+    return 0;
+}
+
+static int playbook_index(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_playbooks; i++)
+        if (strcmp(cfg->playbooks[i]->name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* A playbook by name, or else a type used directly with its defaults (one instance per type). */
+static int resolve(struct config *cfg, const struct config_node *ref, struct error *err)
+{
+    int i = playbook_index(cfg, ref->value);
+    if (i >= 0)
+        return i;
+    const struct playbook_type *t = playbook_type_find(ref->value);
+    if (t == NULL) {
+        char types[256];
+        type_names(types, sizeof(types));
+        return config_node_error(err, ref, "'%.64s' is neither a playbook defined under 'playbooks' nor a type (%s)",
+                                 ref->value, types);
+    }
+    struct playbook *pb;
+    struct error why;
+    if (playbook_create(&pb, t->name, t, NULL, cfg->dry_run, &why) != 0)
+        return config_node_error(err, ref, "type %s used with its defaults: %s; define it under 'playbooks'", t->name,
+                                 why.msg);
+    if (add_playbook(cfg, pb, ref, err) != 0)
+        return -1;
+    return (int)cfg->n_playbooks - 1;
+}
+
+static int load_topic(struct config *cfg, struct topic *topic, const struct config_node *def, struct error *err)
+{
+    struct error why;
+    if (subject_pattern_check(def->key, &why) != 0)
+        return config_node_error(err, def, "%s", why.msg);
+    topic->pattern = strdup(def->key);
+    size_t n = def->kind == NODE_SEQ ? def->n_children : 1;
+    topic->playbooks = calloc(n, sizeof(*topic->playbooks));
+    if (topic->pattern == NULL || topic->playbooks == NULL)
+        return error_set(err, "out of memory");
+    if (def->kind == NODE_MAP || (def->kind == NODE_SEQ && n == 0) || (def->kind == NODE_SCALAR && !*def->value))
+        return config_node_error(err, def, "expected a list of playbooks");
+    for (size_t i = 0; i < n; i++) {
+        const struct config_node *ref = def->kind == NODE_SEQ ? &def->children[i] : def;
+        if (ref->kind != NODE_SCALAR)
+            return config_node_error(err, ref, "expected a playbook name");
+        int idx = resolve(cfg, ref, err);
+        if (idx < 0)
+            return -1;
+        topic->playbooks[topic->n_playbooks++] = (size_t)idx;
+    }
+    return 0;
+}
+
+static int load_topics(struct config *cfg, const struct config_node *root, const struct config_node *map,
+                       struct error *err)
+{
+    if (map == NULL || (map->kind == NODE_MAP && map->n_children == 0))
+        return config_node_error(err, map ? map : root, "no topics: map at least one subject pattern to playbooks");
+    if (map->kind != NODE_MAP)
+        return config_node_error(err, map, "expected a map of subject patterns to lists of playbooks");
+    cfg->topics = calloc(map->n_children, sizeof(*cfg->topics));
+    if (cfg->topics == NULL)
+        return error_set(err, "out of memory");
+    for (size_t i = 0; i < map->n_children; i++) {
+        cfg->n_topics++;
+        if (load_topic(cfg, &cfg->topics[i], &map->children[i], err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int load_tree(struct config_file *cf, const struct config_node *root, bool dry_run, struct error *err)
+{
+    struct config *cfg = &cf->cfg;
+    if (root->kind != NODE_MAP)
+        return config_node_error(err, root, "the config must be a map");
+    if (params_load(root_spec, NULL, root, cf, err) != 0)
+        return -1;
+    cfg->dry_run = cfg->dry_run || dry_run;
+    if (check_nats(root, &cfg->nats, err) != 0 || check_namespaces(root, &cfg->protected_namespaces, err) != 0)
+        return -1;
+    if (load_playbooks(cfg, cf->playbooks_node, err) != 0)
+        return -1;
+    return load_topics(cfg, root, cf->topics_node, err);
+}
+
+int config_load_string(struct config **out, const char *name, const char *text, size_t len, bool dry_run,
+                       struct error *err)
+{
+    struct config_node *root = NULL;
+    struct config_file *cf = calloc(1, sizeof(*cf));
+    *out = NULL;
+    if (cf == NULL || (cf->cfg.file = strdup(name)) == NULL) {
+        free(cf);
+        return error_set(err, "out of memory");
+    }
+    int rc = config_tree_read(&root, cf->cfg.file, text, len, err);
+    if (rc == 0)
+        rc = load_tree(cf, root, dry_run, err);
+    cf->playbooks_node = cf->topics_node = NULL;
+    config_tree_free(root);
+    if (rc != 0) {
+        config_destroy(&cf->cfg);
+        return -1;
+    }
+    *out = &cf->cfg;
+    return 0;
+}
+
+static int read_file(const char *path, char **text, size_t *len, struct error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    *text = malloc(CONFIG_MAX_BYTES + 1);
+    *len = *text ? fread(*text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
+    int failed = *text == NULL || ferror(f);
+    fclose(f);
+    if (failed)
+        return error_set(err, "%s: cannot read", path);
+    if (*len > CONFIG_MAX_BYTES)
+        return error_set(err, "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
+    return 0;
+}
+
+int config_load(struct config **out, const char *path, bool dry_run, struct error *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(path, &text, &len, err);
+    if (rc == 0)
+        rc = config_load_string(out, path, text, len, dry_run, err);
+    free(text);
+    return rc;
+}
+
+void config_destroy(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    params_free(root_spec, cfg);
+    for (size_t i = 0; i < cfg->n_playbooks; i++)
+        playbook_destroy(cfg->playbooks[i]);
+    free(cfg->playbooks);
+    for (size_t i = 0; i < cfg->n_topics; i++) {
+        free(cfg->topics[i].pattern);
+        free(cfg->topics[i].playbooks);
+    }
+    free(cfg->topics);
+    free(cfg->file);
+    free(cfg);
+}

@@ -1,0 +1,168 @@
+/*
+ * dispatch.c: from one message to its actions. The alert is parsed once; the playbooks of every topic
+ * whose pattern matches are collected in config order, each at most once, and run one after another.
+ * A transient failure is retried with capped exponential backoff (honouring Retry-After) before it
+ * counts as failed. Every action ends in one log line.
+ */
+#include "playbookd/dispatch.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "playbookd/log.h"
+#include "playbookd/metrics.h"
+#include "playbookd/subject.h"
+
+struct dispatcher {
+    const struct config *cfg;
+    dispatch_report_fn report;
+    void *report_arg;
+};
+
+int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report,
+                      void *report_arg)
+{
+    struct dispatcher *d = calloc(1, sizeof(*d));
+    *out = d;
+    if (d == NULL)
+        return -1;
+    d->cfg = cfg;
+    d->report = report;
+    d->report_arg = report_arg;
+    return 0;
+}
+
+void dispatcher_destroy(struct dispatcher *d)
+{
+    free(d);
+}
+
+int dispatch_first_topic(const struct dispatcher *d, const char *subject)
+{
+    for (size_t i = 0; i < d->cfg->n_topics; i++)
+        if (subject_matches(d->cfg->topics[i].pattern, subject))
+            return (int)i;
+    return -1;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Runs one action, retrying transient failures; returns the final outcome and the tries made. */
+static enum outcome run_with_retries(const struct dispatcher *d, struct playbook *pb, const struct alert *a,
+                                     struct action_result *res, int *attempts)
+{
+    const struct config_retry *retry = &d->cfg->retry;
+    long backoff = retry->initial_backoff_ms;
+    for (*attempts = 1;; (*attempts)++) {
+        memset(res, 0, sizeof(*res));
+        enum outcome o = pb->type->run(pb, a, res);
+        if (o != OUTCOME_FAILED || !res->transient || *attempts >= retry->attempts)
+            return o;
+        long wait = res->retry_after_ms > backoff ? res->retry_after_ms : backoff;
+        sleep_ms(wait < retry->max_backoff_ms ? wait : retry->max_backoff_ms);
+        backoff = backoff * 2 < retry->max_backoff_ms ? backoff * 2 : retry->max_backoff_ms;
+    }
+}
+
+/* "ok", or "failed (HTTP 500)": the outcome as logs and replay print it. */
+static const char *outcome_text(enum outcome o, const char *reason, char *buf, size_t size)
+{
+    if (o != OUTCOME_SKIPPED && o != OUTCOME_FAILED)
+        return outcome_name(o);
+    snprintf(buf, size, "%s (%s)", outcome_name(o), reason[0] ? reason : "no reason given");
+    return buf;
+}
+
+static void log_action(const char *subject, const struct alert *a, const struct playbook *pb, enum outcome o,
+                       const char *reason, int attempts, double ms)
+{
+    char text[ACTION_REASON_MAX + 16], tries[16], took[32];
+    snprintf(tries, sizeof(tries), "%d", attempts);
+    snprintf(took, sizeof(took), "%.1f", ms);
+    log_kv(o == OUTCOME_FAILED ? LOG_WARN : LOG_INFO, "action", "subject", subject, "rule", a->rule, "priority",
+           priority_name(a->priority), "playbook", pb->name, "type", pb->type->name, "outcome",
+           outcome_text(o, reason, text, sizeof(text)), "attempts", tries, "ms", took, NULL);
+}
+
+/* The playbooks to run for subject, each once, in config order; returns how many. */
+static size_t collect(const struct config *cfg, const char *subject, size_t order[CONFIG_MAX_PLAYBOOKS])
+{
+    uint64_t seen[CONFIG_MAX_PLAYBOOKS / 64] = {0};
+    size_t n = 0;
+    for (size_t t = 0; t < cfg->n_topics; t++) {
+        const struct topic *topic = &cfg->topics[t];
+        if (!subject_matches(topic->pattern, subject))
+            continue;
+        for (size_t i = 0; i < topic->n_playbooks; i++) {
+            size_t p = topic->playbooks[i];
+            if (seen[p / 64] & (UINT64_C(1) << (p % 64)))
+                continue;
+            seen[p / 64] |= UINT64_C(1) << (p % 64);
+            order[n++] = p;
+        }
+    }
+    return n;
+}
+
+enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, const struct alert *a)
+{
+    size_t order[CONFIG_MAX_PLAYBOOKS];
+    size_t n = collect(d->cfg, subject, order);
+    enum dispatch_status status = DISPATCH_DONE;
+    for (size_t i = 0; i < n; i++) {
+        struct playbook *pb = d->cfg->playbooks[order[i]];
+        struct action_result res;
+        int attempts;
+        double start = now_ms();
+        enum outcome o = run_with_retries(d, pb, a, &res, &attempts);
+        log_action(subject, a, pb, o, res.reason, attempts, now_ms() - start);
+        metrics_action(o);
+        if (d->report != NULL)
+            d->report(d->report_arg, subject, pb, o, res.reason);
+        if (o == OUTCOME_FAILED)
+            status = DISPATCH_FAILED;
+    }
+    return status;
+}
+
+static enum dispatch_status reject(const char *subject, const char *origin, const char *reason)
+{
+    char total[32];
+    snprintf(total, sizeof(total), "%lu", metrics_alert_rejected());
+    log_kv(LOG_WARN, "rejected", "subject", subject ? subject : "-", "origin", origin, "reason", reason,
+           "rejected_total", total, NULL);
+    return DISPATCH_REJECTED;
+}
+
+enum dispatch_status dispatch_message(struct dispatcher *d, const char *subject, const char *data, size_t len,
+                                      const char *origin)
+{
+    struct alert a;
+    struct error err;
+    char derived[SUBJECT_MAX];
+    metrics_alert_received();
+    if (alert_parse(&a, data, len, &err) != 0)
+        return reject(subject, origin, err.msg);
+    if (subject == NULL && subject_for_alert(&a, derived, sizeof(derived)) < 0) {
+        alert_free(&a);
+        return reject(NULL, origin, "the rule has no letters or digits to make a subject");
+    }
+    enum dispatch_status status = dispatch_alert(d, subject ? subject : derived, &a);
+    alert_free(&a);
+    return status;
+}

@@ -1,0 +1,186 @@
+/*
+ * http.c: HTTP requests with libcurl. One easy handle per thread, reset before each request (options
+ * such as CUSTOMREQUEST would otherwise stick) while its live connections stay for reuse. URLs may carry
+ * secrets (Slack webhooks): they never appear in an error.
+ */
+#include "playbookd/http.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_key_t handle_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *handle)
+{
+    curl_easy_cleanup(handle);
+}
+
+static void key_create(void)
+{
+    pthread_key_create(&handle_key, handle_free);
+}
+
+int http_global_init(void)
+{
+    pthread_once(&key_once, key_create);
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void http_global_cleanup(void)
+{
+    CURL *h = pthread_getspecific(handle_key);
+    if (h != NULL) {
+        pthread_setspecific(handle_key, NULL);
+        curl_easy_cleanup(h);
+    }
+    curl_global_cleanup();
+}
+
+/* This thread's handle, created on first use; freed when the thread exits. */
+static CURL *thread_handle(void)
+{
+    pthread_once(&key_once, key_create);
+    CURL *h = pthread_getspecific(handle_key);
+    if (h == NULL) {
+        h = curl_easy_init();
+        if (h != NULL && pthread_setspecific(handle_key, h) != 0) {
+            curl_easy_cleanup(h);
+            h = NULL;
+        }
+    }
+    return h;
+}
+
+static bool loopback_host(const char *host)
+{
+    unsigned char addr[4];
+    if (strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0)
+        return true;
+    return inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127;
+}
+
+/* 1 for https, 0 for http to loopback, -1 otherwise. */
+static int url_kind(const char *url, struct error *err)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    int kind = -1;
+    if (u == NULL) {
+        error_set(err, "out of memory");
+    } else if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+               curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+               curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+        error_set(err, "not a valid URL");
+    } else if (strcmp(scheme, "https") == 0) {
+        kind = 1;
+    } else if (strcmp(scheme, "http") == 0 && loopback_host(host)) {
+        kind = 0;
+    } else {
+        error_set(err, "the URL must be https (plain http is allowed to loopback only)");
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return kind;
+}
+
+int http_url_check(const char *url, struct error *err)
+{
+    return url_kind(url, err) < 0 ? -1 : 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+    struct http_response *resp = arg;
+    size_t n = size * nmemb;
+    if (resp->body_len + n > HTTP_MAX_RESPONSE)
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    char *grown = realloc(resp->body, resp->body_len + n + 1);
+    if (grown == NULL)
+        return 0;
+    resp->body = grown;
+    memcpy(resp->body + resp->body_len, data, n);
+    resp->body_len += n;
+    resp->body[resp->body_len] = 0;
+    return n;
+}
+
+static struct curl_slist *request_headers(const struct http_request *req)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+    h = h ? curl_slist_append(h, "Expect:") : NULL;
+    if (h != NULL && req->content_type != NULL) {
+        char line[128];
+        snprintf(line, sizeof(line), "Content-Type: %s", req->content_type);
+        struct curl_slist *more = curl_slist_append(h, line);
+        if (more == NULL) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        h = more;
+    }
+    return h;
+}
+
+static void set_options(CURL *h, const struct http_request *req, struct curl_slist *headers, bool https,
+                        struct http_response *resp)
+{
+    curl_easy_setopt(h, CURLOPT_URL, req->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, https ? "https" : "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "playbookd/" PLAYBOOKD_VERSION);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 10000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 5000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    if (req->body != NULL) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    if (strcmp(req->method, "GET") == 0)
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    else if (strcmp(req->method, "POST") != 0 || req->body == NULL)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
+}
+
+int http_send(const struct http_request *req, struct http_response *resp, struct error *err)
+{
+    memset(resp, 0, sizeof(*resp));
+    int kind = url_kind(req->url, err);
+    if (kind < 0)
+        return -1;
+    CURL *h = thread_handle();
+    struct curl_slist *headers = request_headers(req);
+    if (h == NULL || headers == NULL) {
+        curl_slist_free_all(headers);
+        return error_set(err, "out of memory");
+    }
+    curl_easy_reset(h);
+    set_options(h, req, headers, kind == 1, resp);
+    CURLcode rc = curl_easy_perform(h);
+    curl_slist_free_all(headers);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    if (rc != CURLE_OK) {
+        http_response_free(resp);
+        return error_set(err, "%s", rc == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror(rc));
+    }
+    curl_off_t retry_after = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after);
+    resp->retry_after_s = (long)retry_after;
+    return 0;
+}
+
+void http_response_free(struct http_response *resp)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+}

@@ -1,0 +1,177 @@
+/*
+ * log.c: structured log lines. Each line is built in a local buffer and written with one call under a
+ * lock, so lines from different threads never interleave. Values are escaped and capped.
+ */
+#include "playbookd/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+
+#define LINE_MAX_BYTES 32768 /* room for a dozen values at their cap, escaped */
+#define VALUE_MAX_BYTES 1024 /* a value is cut after this many bytes of output, on a character boundary */
+
+static enum log_format log_format = LOG_FORMAT_TEXT;
+static enum log_level log_level = LOG_INFO;
+static FILE *log_stream;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+int log_set_format(const char *name)
+{
+    if (strcmp(name, "text") == 0)
+        log_format = LOG_FORMAT_TEXT;
+    else if (strcmp(name, "json") == 0)
+        log_format = LOG_FORMAT_JSON;
+    else
+        return -1;
+    return 0;
+}
+
+void log_set_level(enum log_level level)
+{
+    log_level = level;
+}
+
+void log_set_stream(FILE *stream)
+{
+    log_stream = stream;
+}
+
+struct line {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+    size_t room = sizeof(l->buf) - 2 - l->len; /* keep room for "\n\0" */
+    if (n > room)
+        n = room;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void puts_(struct line *l, const char *s)
+{
+    put(l, s, strlen(s));
+}
+
+/* Escapes one value: quotes, backslashes and control characters; JSON and text share the rules. */
+static void put_escaped(struct line *l, const char *v)
+{
+    size_t start = l->len;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        char tmp[8];
+        if (l->len - start >= VALUE_MAX_BYTES && (*p & 0xc0) != 0x80) {
+            puts_(l, "...");
+            return;
+        }
+        if (*p == '"' || *p == '\\') {
+            tmp[0] = '\\', tmp[1] = (char)*p, tmp[2] = 0;
+        } else if (*p == '\n') {
+            strcpy(tmp, "\\n");
+        } else if (*p == '\t') {
+            strcpy(tmp, "\\t");
+        } else if (*p < 0x20 || *p == 0x7f) {
+            snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
+        } else {
+            tmp[0] = (char)*p, tmp[1] = 0;
+        }
+        puts_(l, tmp);
+    }
+}
+
+static bool needs_quotes(const char *v)
+{
+    if (*v == 0)
+        return true;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+            return true;
+    return false;
+}
+
+static void put_timestamp(struct line *l)
+{
+    struct timespec ts;
+    struct tm tm;
+    char buf[40];
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof(buf) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    puts_(l, buf);
+}
+
+static void put_field(struct line *l, const char *key, const char *value)
+{
+    if (log_format == LOG_FORMAT_JSON) {
+        puts_(l, ",\"");
+        put_escaped(l, key);
+        puts_(l, "\":\"");
+        put_escaped(l, value);
+        puts_(l, "\"");
+        return;
+    }
+    puts_(l, " ");
+    puts_(l, key);
+    puts_(l, "=");
+    if (needs_quotes(value)) {
+        puts_(l, "\"");
+        put_escaped(l, value);
+        puts_(l, "\"");
+    } else {
+        put_escaped(l, value);
+    }
+}
+
+static void put_head(struct line *l, enum log_level level, const char *msg)
+{
+    if (log_format == LOG_FORMAT_JSON) {
+        puts_(l, "{\"ts\":\"");
+        put_timestamp(l);
+        puts_(l, "\",\"level\":\"");
+        puts_(l, level_names[level]);
+        puts_(l, "\",\"msg\":\"");
+        put_escaped(l, msg);
+        puts_(l, "\"");
+        return;
+    }
+    put_timestamp(l);
+    puts_(l, " ");
+    puts_(l, level_names[level]);
+    puts_(l, " ");
+    put_escaped(l, msg);
+}
+
+void log_kv(enum log_level level, const char *msg, ...)
+{
+    if (level < log_level)
+        return;
+    struct line l;
+    l.len = 0;
+    put_head(&l, level, msg);
+
+    va_list ap;
+    va_start(ap, msg);
+    for (const char *key = va_arg(ap, const char *); key != NULL; key = va_arg(ap, const char *)) {
+        const char *value = va_arg(ap, const char *);
+        if (value != NULL)
+            put_field(&l, key, value);
+    }
+    va_end(ap);
+
+    if (log_format == LOG_FORMAT_JSON)
+        puts_(&l, "}");
+    l.buf[l.len++] = '\n';
+
+    pthread_mutex_lock(&log_lock);
+    FILE *out = log_stream ? log_stream : stderr;
+    fwrite(l.buf, 1, l.len, out);
+    fflush(out);
+    pthread_mutex_unlock(&log_lock);
+}

@@ -1,0 +1,92 @@
+/* text.c: helpers for untrusted text: UTF-8 validation, Slack escaping, bounded copies. */
+#include "playbookd/text.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes), or 0 if it is malformed. */
+static size_t utf8_sequence(const unsigned char *p, size_t n)
+{
+    if (p[0] >= 0x01 && p[0] <= 0x7f)
+        return 1;
+    size_t len;
+    uint32_t cp, min;
+    if ((p[0] & 0xe0) == 0xc0)
+        len = 2, cp = p[0] & 0x1f, min = 0x80;
+    else if ((p[0] & 0xf0) == 0xe0)
+        len = 3, cp = p[0] & 0x0f, min = 0x800;
+    else if ((p[0] & 0xf8) == 0xf0)
+        len = 4, cp = p[0] & 0x07, min = 0x10000;
+    else
+        return 0; /* NUL, a stray continuation byte, or 0xf8..0xff */
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+bool text_utf8_valid(const char *data, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    while (len > 0) {
+        size_t n = utf8_sequence(p, len);
+        if (n == 0)
+            return false;
+        p += n, len -= n;
+    }
+    return true;
+}
+
+/* The largest prefix of s no longer than max bytes that ends on a character boundary. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (len <= max)
+        return len;
+    while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return max;
+}
+
+char *text_slack_escape(const char *in, size_t max_in)
+{
+    size_t n = utf8_prefix(in, max_in);
+    bool cut = in[n] != 0;
+    char *out = malloc(n * 5 + sizeof("…"));
+    if (out == NULL)
+        return NULL;
+    char *o = out;
+    for (size_t i = 0; i < n; i++) {
+        const char *rep = NULL;
+        switch (in[i]) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        default: *o++ = in[i]; continue;
+        }
+        size_t len = strlen(rep);
+        memcpy(o, rep, len);
+        o += len;
+    }
+    if (cut) {
+        memcpy(o, "…", sizeof("…") - 1);
+        o += sizeof("…") - 1;
+    }
+    *o = 0;
+    return out;
+}
+
+char *text_copy(char *dst, size_t size, const char *src)
+{
+    size_t n = utf8_prefix(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = 0;
+    return dst;
+}
