@@ -1,0 +1,211 @@
+"""harness.py: real parts for integration tests: a nats-server on a free loopback port, a raw NATS
+publisher (the protocol is a few text lines), a fake Slack incoming webhook that records what it got,
+and playbookd itself as a child process with JSON logs. Standard library only."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMPLES = os.path.join(ROOT, "..", "shared", "falco-alerts", "public-sample.jsonl")
+PLAYBOOKD = os.environ.get("PLAYBOOKD", os.path.join(ROOT, "build", "release", "playbookd"))
+
+PRIORITIES = ["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def sample_lines():
+    with open(SAMPLES, "rb") as f:
+        return [line.rstrip(b"\n") for line in f if line.strip()]
+
+
+def falco_subject(alert):
+    """falco.<priority>.<slug>, written independently of the C code, from GUIDE.md section 2."""
+    p = alert["priority"]
+    if isinstance(p, int):
+        token = PRIORITIES[p]  # Falco's gRPC enum
+    else:
+        token = "informational" if p.lower() == "info" else p.lower()
+    slug = re.sub(r"[^a-z0-9]+", "_", alert["rule"].lower()).strip("_")
+    return f"falco.{token}.{slug}"
+
+
+class NatsServer:
+    """A real nats-server on a free loopback port; max_payload raised so oversize alerts reach playbookd."""
+
+    def __init__(self, max_payload=4 * 1024 * 1024):
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.dir = tempfile.mkdtemp(prefix="nats-")
+        self.port = free_port()
+        conf = os.path.join(self.dir, "nats.conf")
+        with open(conf, "w") as f:
+            f.write(f"listen: 127.0.0.1:{self.port}\nmax_payload: {max_payload}\n")
+        self.log = open(os.path.join(self.dir, "nats.log"), "w")
+        self.proc = subprocess.Popen([binary, "-c", conf], stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"nats://127.0.0.1:{self.port}"
+        wait_until(self._answers, what="nats-server to answer")
+
+    def _answers(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                return s.recv(4096).startswith(b"INFO")
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class NatsPublisher:
+    """Publishes with the plain NATS protocol; every publish is confirmed by a PING/PONG round trip."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        self._line()  # INFO
+        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"name":"test-publisher"}\r\n')
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("nats-server closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def publish(self, subject, payload):
+        if isinstance(payload, str):
+            payload = payload.encode()
+        self.sock.sendall(b"PUB %s %d\r\n" % (subject.encode(), len(payload)) + payload + b"\r\n")
+        self.flush()
+
+    def flush(self):
+        self.sock.sendall(b"PING\r\n")
+        while True:
+            line = self._line()
+            if line == b"PONG":
+                return
+            if line.startswith(b"-ERR"):
+                raise RuntimeError(line.decode())
+
+    def close(self):
+        self.sock.close()
+
+
+class FakeSlack:
+    """An incoming-webhook receiver: answers "ok" (or scripted statuses per path) and keeps every post."""
+
+    def __init__(self):
+        self.posts = []  # (path, parsed JSON body)
+        self.statuses = {}  # path -> list of statuses to answer, the last one repeats
+        self.lock = threading.Lock()
+        slack = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with slack.lock:
+                    script = slack.statuses.get(self.path, [200])
+                    status = script.pop(0) if len(script) > 1 else script[0]
+                    slack.posts.append((self.path, json.loads(body), self.headers.get("Content-Type")))
+                reply = b"ok" if status == 200 else b"internal_error"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def received(self, path):
+        with self.lock:
+            return [body for p, body, _ in self.posts if p == path]
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Playbookd:
+    """playbookd as a child process, JSON logs captured to a file and read as a list of objects."""
+
+    def __init__(self, config_text, *args, env=None):
+        self.dir = tempfile.mkdtemp(prefix="playbookd-")
+        self.config = os.path.join(self.dir, "playbooks.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(self.dir, "log.jsonl")
+        self.log = open(self.log_path, "wb")
+        cmd = [PLAYBOOKD, "-c", self.config, "--log-format", "json", *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+
+    def lines(self):
+        with open(self.log_path, "rb") as f:
+            out = []
+            for raw in f:
+                try:
+                    out.append(json.loads(raw))
+                except ValueError:
+                    out.append({"msg": "<not json>", "raw": raw.decode(errors="replace")})
+            return out
+
+    def logged(self, msg, **fields):
+        return [l for l in self.lines() if l.get("msg") == msg and all(l.get(k) == v for k, v in fields.items())]
+
+    def wait_ready(self, timeout=10):
+        wait_until(lambda: self.logged("ready") or self.proc.poll() is not None, timeout, what="playbookd ready")
+        assert self.proc.poll() is None, f"playbookd exited: {open(self.log_path).read()}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        rc = self.proc.wait(timeout=20)
+        self.log.close()
+        return rc
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_playbookd(config_text, *args, input_bytes=None, timeout=60):
+    """Runs playbookd to completion (--check, --replay); returns (exit status, stdout, stderr)."""
+    with tempfile.TemporaryDirectory(prefix="playbookd-") as d:
+        path = os.path.join(d, "playbooks.yaml")
+        with open(path, "w") as f:
+            f.write(config_text)
+        p = subprocess.run([PLAYBOOKD, "-c", path, *args], input=input_bytes, capture_output=True, timeout=timeout)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
