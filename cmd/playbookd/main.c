@@ -140,7 +140,6 @@ static int run_replay(const struct config *cfg, const char *path)
         size_t used = (size_t)len < cap ? (size_t)len : cap; /* an overlong line is rejected as too large */
         rejected += dispatch_message(d, NULL, buf, used, origin) == DISPATCH_REJECTED;
     }
-    log_kv(LOG_INFO, "replay done", "file", path, NULL);
     fprintf(stderr, "replay: %lu alerts (%lu rejected), %lu actions, %lu failed\n", alerts, rejected, r.actions,
             r.failed);
     dispatcher_destroy(d);

@@ -55,17 +55,28 @@ def falco_subject(alert):
 class NatsServer:
     """A real nats-server on a free loopback port; max_payload raised so oversize alerts reach playbookd."""
 
-    def __init__(self, max_payload=4 * 1024 * 1024):
-        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    def __init__(self, max_payload=4 * 1024 * 1024, token=None, port=None, start=True):
         self.dir = tempfile.mkdtemp(prefix="nats-")
-        self.port = free_port()
-        conf = os.path.join(self.dir, "nats.conf")
-        with open(conf, "w") as f:
+        self.port = port or free_port()
+        self.conf = os.path.join(self.dir, "nats.conf")
+        with open(self.conf, "w") as f:
             f.write(f"listen: 127.0.0.1:{self.port}\nmax_payload: {max_payload}\n")
+            if token:
+                f.write(f"authorization {{ token: {token} }}\n")
         self.log = open(os.path.join(self.dir, "nats.log"), "w")
-        self.proc = subprocess.Popen([binary, "-c", conf], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = None
         self.url = f"nats://127.0.0.1:{self.port}"
+        if start:
+            self.start()
+
+    def start(self):
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.proc = subprocess.Popen([binary, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._answers, what="nats-server to answer")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
 
     def _answers(self):
         try:
@@ -75,8 +86,9 @@ class NatsServer:
             return False
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -84,11 +96,14 @@ class NatsServer:
 class NatsPublisher:
     """Publishes with the plain NATS protocol; every publish is confirmed by a PING/PONG round trip."""
 
-    def __init__(self, port):
+    def __init__(self, port, token=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.buf = b""
         self._line()  # INFO
-        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"name":"test-publisher"}\r\n')
+        connect = {"verbose": False, "pedantic": False, "name": "test-publisher"}
+        if token:
+            connect["auth_token"] = token
+        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
 
     def _line(self):
         while b"\r\n" not in self.buf:
