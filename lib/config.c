@@ -5,20 +5,22 @@
  */
 #include "playbookd/config.h"
 
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "playbookd/kube.h"
 #include "playbookd/playbook.h"
 #include "playbookd/subject.h"
+#include "playbookd/text.h"
 
 #define MAX_NAME 63
 
 /* The config and, while loading, the nodes read later. */
 struct config_file {
     struct config cfg; /* first: a struct config * is a struct config_file * */
+    struct playbook_env env;
     const struct config_node *playbooks_node, *topics_node;
 };
 
@@ -45,6 +47,16 @@ static const struct param_spec nats_spec[] = {
 static const struct param_spec kube_spec[] = {
     {.name = "kubeconfig", .type = PARAM_STRING, .offset = offsetof(struct config_file, cfg.kube.kubeconfig)},
     {.name = "context", .type = PARAM_STRING, .offset = offsetof(struct config_file, cfg.kube.context)},
+    {.name = "service_account_dir",
+     .type = PARAM_STRING,
+     .def = "/var/run/secrets/kubernetes.io/serviceaccount",
+     .offset = offsetof(struct config_file, cfg.kube.sa_dir)},
+    {.name = "timeout_ms",
+     .type = PARAM_INT,
+     .def = "10000",
+     .offset = offsetof(struct config_file, cfg.kube.timeout_ms),
+     .min = 100,
+     .max = 120000},
     {0},
 };
 
@@ -81,15 +93,6 @@ static const struct param_spec root_spec[] = {
     {0},
 };
 
-/* A DNS-1123 label: at most 63 of [a-z0-9-], starting and ending alphanumeric. */
-static bool dns_label(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 static bool playbook_name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -115,7 +118,7 @@ static int check_nats(const struct config_node *root, const struct config_nats *
 static int check_namespaces(const struct config_node *root, const struct string_list *ns, struct error *err)
 {
     for (size_t i = 0; i < ns->n; i++)
-        if (!dns_label(ns->items[i]))
+        if (!kube_name_label(ns->items[i]))
             return config_node_error(err, config_node_get(root, "protected_namespaces"),
                                      "'%.64s' is not a valid namespace name", ns->items[i]);
     return 0;
@@ -134,6 +137,7 @@ static int add_playbook(struct config *cfg, struct playbook *pb, const struct co
     }
     cfg->playbooks = grown;
     cfg->playbooks[cfg->n_playbooks++] = pb;
+    cfg->needs_kube = cfg->needs_kube || pb->type->needs_kube;
     return 0;
 }
 
@@ -161,7 +165,7 @@ static int load_playbook(struct config *cfg, const struct config_node *def, stru
         return config_node_error(err, type, "unknown playbook type (valid: %s)", types);
     }
     struct playbook *pb;
-    if (playbook_create(&pb, def->key, t, def, cfg->dry_run, err) != 0)
+    if (playbook_create(&pb, def->key, t, def, cfg->dry_run, cfg->env, err) != 0)
         return -1;
     return add_playbook(cfg, pb, def, err);
 }
@@ -201,7 +205,7 @@ static int resolve(struct config *cfg, const struct config_node *ref, struct err
     }
     struct playbook *pb;
     struct error why;
-    if (playbook_create(&pb, t->name, t, NULL, cfg->dry_run, &why) != 0)
+    if (playbook_create(&pb, t->name, t, NULL, cfg->dry_run, cfg->env, &why) != 0)
         return config_node_error(err, ref, "type %s used with its defaults: %s; define it under 'playbooks'", t->name,
                                  why.msg);
     if (add_playbook(cfg, pb, ref, err) != 0)
@@ -259,6 +263,8 @@ static int load_tree(struct config_file *cf, const struct config_node *root, boo
     if (params_load(root_spec, NULL, root, cf, err) != 0)
         return -1;
     cfg->dry_run = cfg->dry_run || dry_run;
+    cf->env.protected_namespaces = &cfg->protected_namespaces;
+    cfg->env = &cf->env;
     if (check_nats(root, &cfg->nats, err) != 0 || check_namespaces(root, &cfg->protected_namespaces, err) != 0)
         return -1;
     if (load_playbooks(cfg, cf->playbooks_node, err) != 0)
@@ -276,7 +282,7 @@ int config_load_string(struct config **out, const char *name, const char *text, 
         free(cf);
         return error_set(err, "out of memory");
     }
-    int rc = config_tree_read(&root, cf->cfg.file, text, len, err);
+    int rc = config_tree_read(&root, cf->cfg.file, text, len, true, err);
     if (rc == 0)
         rc = load_tree(cf, root, dry_run, err);
     cf->playbooks_node = cf->topics_node = NULL;
@@ -289,29 +295,13 @@ int config_load_string(struct config **out, const char *name, const char *text, 
     return 0;
 }
 
-static int read_file(const char *path, char **text, size_t *len, struct error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    *text = malloc(CONFIG_MAX_BYTES + 1);
-    *len = *text ? fread(*text, 1, CONFIG_MAX_BYTES + 1, f) : 0;
-    int failed = *text == NULL || ferror(f);
-    fclose(f);
-    if (failed)
-        return error_set(err, "%s: cannot read", path);
-    if (*len > CONFIG_MAX_BYTES)
-        return error_set(err, "%s: larger than %d bytes", path, CONFIG_MAX_BYTES);
-    return 0;
-}
-
 int config_load(struct config **out, const char *path, bool dry_run, struct error *err)
 {
-    char *text = NULL;
     size_t len = 0;
-    int rc = read_file(path, &text, &len, err);
-    if (rc == 0)
-        rc = config_load_string(out, path, text, len, dry_run, err);
+    char *text = text_read_file(path, CONFIG_MAX_BYTES, &len, err);
+    if (text == NULL)
+        return -1;
+    int rc = config_load_string(out, path, text, len, dry_run, err);
     free(text);
     return rc;
 }

@@ -19,6 +19,7 @@
 struct reader {
     yaml_parser_t parser;
     const char *file;
+    bool expand_env;
     struct error *err;
 };
 
@@ -119,7 +120,7 @@ static int expand(struct reader *r, const yaml_event_t *ev, char **out)
     if (*out == NULL)
         return mark_error(r, &ev->start_mark, "out of memory");
     while (*p) {
-        if (p[0] == '$' && p[1] == '{') {
+        if (r->expand_env && p[0] == '$' && p[1] == '{') {
             if (expand_var(r, &ev->start_mark, &p, out, &len, &cap) != 0)
                 return -1;
             continue;
@@ -279,9 +280,10 @@ static int read_document(struct reader *r, struct config_node *root)
     return rc;
 }
 
-int config_tree_read(struct config_node **out, const char *file, const char *text, size_t len, struct error *err)
+int config_tree_read(struct config_node **out, const char *file, const char *text, size_t len, bool expand_env,
+                     struct error *err)
 {
-    struct reader r = {.file = file, .err = err};
+    struct reader r = {.file = file, .expand_env = expand_env, .err = err};
     *out = NULL;
     if (len > CONFIG_MAX_BYTES)
         return error_set(err, "%s: larger than %d bytes", file, CONFIG_MAX_BYTES);

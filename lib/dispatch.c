@@ -64,12 +64,15 @@ static void sleep_ms(long ms)
 
 /* Runs one action, retrying transient failures; returns the final outcome and the tries made. */
 static enum outcome run_with_retries(const struct dispatcher *d, struct playbook *pb, const struct alert *a,
-                                     struct action_result *res, int *attempts)
+                                     const struct action_record *before, size_t n_before, struct action_result *res,
+                                     int *attempts)
 {
     const struct config_retry *retry = &d->cfg->retry;
     long backoff = retry->initial_backoff_ms;
     for (*attempts = 1;; (*attempts)++) {
         memset(res, 0, sizeof(*res));
+        res->before = before;
+        res->n_before = n_before;
         enum outcome o = pb->type->run(pb, a, res);
         if (o != OUTCOME_FAILED || !res->transient || *attempts >= retry->attempts)
             return o;
@@ -88,15 +91,16 @@ static const char *outcome_text(enum outcome o, const char *reason, char *buf, s
     return buf;
 }
 
-static void log_action(const char *subject, const struct alert *a, const struct playbook *pb, enum outcome o,
-                       const char *reason, int attempts, double ms)
+static void log_action(const char *subject, const struct alert *a, const struct action_record *r, int attempts,
+                       double ms)
 {
     char text[ACTION_REASON_MAX + 16], tries[16], took[32];
     snprintf(tries, sizeof(tries), "%d", attempts);
     snprintf(took, sizeof(took), "%.1f", ms);
-    log_kv(o == OUTCOME_FAILED ? LOG_WARN : LOG_INFO, "action", "subject", subject, "rule", a->rule, "priority",
-           priority_name(a->priority), "playbook", pb->name, "type", pb->type->name, "outcome",
-           outcome_text(o, reason, text, sizeof(text)), "attempts", tries, "ms", took, NULL);
+    log_kv(r->outcome == OUTCOME_FAILED ? LOG_WARN : LOG_INFO, "action", "subject", subject, "rule", a->rule,
+           "priority", priority_name(a->priority), "playbook", r->playbook->name, "type", r->playbook->type->name,
+           "target", r->target[0] ? r->target : NULL, "outcome",
+           outcome_text(r->outcome, r->reason, text, sizeof(text)), "attempts", tries, "ms", took, NULL);
 }
 
 /* The playbooks to run for subject, each once, in config order; returns how many. */
@@ -123,20 +127,29 @@ enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, c
 {
     size_t order[CONFIG_MAX_PLAYBOOKS];
     size_t n = collect(d->cfg, subject, order);
+    struct action_record *done = n ? calloc(n, sizeof(*done)) : NULL;
     enum dispatch_status status = DISPATCH_DONE;
+    if (n > 0 && done == NULL) {
+        log_kv(LOG_ERROR, "out of memory", "subject", subject, NULL);
+        return DISPATCH_FAILED;
+    }
     for (size_t i = 0; i < n; i++) {
-        struct playbook *pb = d->cfg->playbooks[order[i]];
+        struct action_record *r = &done[i];
         struct action_result res;
         int attempts;
         double start = now_ms();
-        enum outcome o = run_with_retries(d, pb, a, &res, &attempts);
-        log_action(subject, a, pb, o, res.reason, attempts, now_ms() - start);
-        metrics_action(o);
+        r->playbook = d->cfg->playbooks[order[i]];
+        r->outcome = run_with_retries(d, d->cfg->playbooks[order[i]], a, done, i, &res, &attempts);
+        memcpy(r->reason, res.reason, sizeof(r->reason));
+        memcpy(r->target, res.target, sizeof(r->target));
+        log_action(subject, a, r, attempts, now_ms() - start);
+        metrics_action(r->outcome);
         if (d->report != NULL)
-            d->report(d->report_arg, subject, pb, o, res.reason);
-        if (o == OUTCOME_FAILED)
+            d->report(d->report_arg, subject, r->playbook, r->outcome, r->reason);
+        if (r->outcome == OUTCOME_FAILED)
             status = DISPATCH_FAILED;
     }
+    free(done);
     return status;
 }
 

@@ -127,6 +127,30 @@ static struct curl_slist *request_headers(const struct http_request *req)
     return h;
 }
 
+static void set_pem(CURL *h, const struct http_pem *pem, CURLoption file_opt, CURLoption blob_opt)
+{
+    if (pem->data != NULL) {
+        struct curl_blob blob = {.data = (void *)pem->data, .len = pem->len, .flags = CURL_BLOB_COPY};
+        curl_easy_setopt(h, blob_opt, &blob);
+    } else if (pem->file != NULL) {
+        curl_easy_setopt(h, file_opt, pem->file);
+    }
+}
+
+static void set_auth(CURL *h, const struct http_request *req)
+{
+    if (req->tls != NULL) {
+        set_pem(h, &req->tls->ca, CURLOPT_CAINFO, CURLOPT_CAINFO_BLOB);
+        set_pem(h, &req->tls->cert, CURLOPT_SSLCERT, CURLOPT_SSLCERT_BLOB);
+        set_pem(h, &req->tls->key, CURLOPT_SSLKEY, CURLOPT_SSLKEY_BLOB);
+    }
+    if (req->bearer != NULL) {
+        /* XOAUTH2_BEARER alone sends nothing: HTTPAUTH must say bearer. */
+        curl_easy_setopt(h, CURLOPT_HTTPAUTH, CURLAUTH_BEARER);
+        curl_easy_setopt(h, CURLOPT_XOAUTH2_BEARER, req->bearer);
+    }
+}
+
 static void set_options(CURL *h, const struct http_request *req, struct curl_slist *headers, bool https,
                         struct http_response *resp)
 {
@@ -140,6 +164,9 @@ static void set_options(CURL *h, const struct http_request *req, struct curl_sli
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 5000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    set_auth(h, req);
     if (req->body != NULL) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);

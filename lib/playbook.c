@@ -1,6 +1,8 @@
 /* playbook.c: creating and destroying playbook instances, the registry lookup, and outcome helpers. */
 #include "playbookd/playbook.h"
 
+#include "playbookd/kube.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +17,8 @@ const struct playbook_type *playbook_type_find(const char *name)
 }
 
 int playbook_create(struct playbook **out, const char *name, const struct playbook_type *type,
-                    const struct config_node *params, bool dry_run, struct error *err)
+                    const struct config_node *params, bool dry_run, const struct playbook_env *env,
+                    struct error *err)
 {
     struct playbook *pb = calloc(1, sizeof(*pb));
     *out = NULL;
@@ -25,6 +28,7 @@ int playbook_create(struct playbook **out, const char *name, const struct playbo
     }
     pb->type = type;
     pb->dry_run = dry_run;
+    pb->env = env;
     if (type->init(pb, params, err) != 0) {
         playbook_destroy(pb);
         return -1;
@@ -65,4 +69,22 @@ enum outcome action_fail(struct action_result *res, bool transient, const char *
     va_end(ap);
     res->transient = transient;
     return OUTCOME_FAILED;
+}
+
+void playbook_record_event(const struct playbook *pb, const struct alert *a, const char *kind, const char *ns,
+                           const char *name, const char *uid, const char *action)
+{
+    char note[900];
+    snprintf(note, sizeof(note), "playbookd playbook %s (%s) after Falco rule \"%s\" (%s)", pb->name,
+             pb->type->name, a->rule, priority_name(a->priority));
+    struct kube_event ev = {
+        .kind = kind, .namespace_ = ns, .name = name, .uid = uid, .action = action, .note = note,
+        .dry_run = pb->dry_run,
+    };
+    kube_record_event(pb->env->kube, &ev);
+}
+
+enum outcome playbook_changed(const struct playbook *pb)
+{
+    return pb->dry_run ? OUTCOME_DRY_RUN : OUTCOME_OK;
 }

@@ -1,7 +1,9 @@
 /* text.c: helpers for untrusted text: UTF-8 validation, Slack escaping, bounded copies. */
 #include "playbookd/text.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,4 +91,75 @@ char *text_copy(char *dst, size_t size, const char *src)
     memcpy(dst, src, n);
     dst[n] = 0;
     return dst;
+}
+
+static int base64_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+char *text_base64_decode(const char *in, size_t *len)
+{
+    char *out = malloc(strlen(in) / 4 * 3 + 4);
+    uint32_t acc = 0;
+    int bits = 0, pad = 0;
+    size_t n = 0;
+    if (out == NULL)
+        return NULL;
+    for (const char *p = in; *p; p++) {
+        if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+            continue;
+        if (*p == '=') {
+            pad++;
+            continue;
+        }
+        int v = base64_value(*p);
+        if (v < 0 || pad > 0)
+            goto invalid;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    if (pad > 2 || bits >= 6)
+        goto invalid;
+    out[n] = 0;
+    *len = n;
+    return out;
+invalid:
+    free(out);
+    return NULL;
+}
+
+char *text_read_file(const char *path, size_t max, size_t *len, struct error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(max + 1);
+    size_t n = text ? fread(text, 1, max + 1, f) : 0;
+    int failed = text == NULL || ferror(f);
+    fclose(f);
+    if (failed || n > max) {
+        error_set(err, failed ? "%s: cannot read" : "%s: larger than the limit", path);
+        free(text);
+        return NULL;
+    }
+    text[n] = 0;
+    *len = n;
+    return text;
 }

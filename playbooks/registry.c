@@ -1,9 +1,12 @@
 /* registry.c: every playbook type playbookd knows, one line each. Adding a playbook: a file and a line. */
 #include "playbookd/playbook.h"
 
-extern const struct playbook_type playbook_slack;
+extern const struct playbook_type playbook_slack, playbook_delete_pod, playbook_taint_node, playbook_isolate_pod;
 
 const struct playbook_type *const playbook_types[] = {
     &playbook_slack,
+    &playbook_delete_pod,
+    &playbook_taint_node,
+    &playbook_isolate_pod,
     NULL,
 };

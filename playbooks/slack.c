@@ -66,12 +66,12 @@ static void slack_destroy(struct playbook *pb)
     pb->ctx = NULL;
 }
 
-/* Adds {"title": title, "value": escaped text, "short": true} unless text is NULL or empty. */
-static void add_field(cJSON *fields, const char *title, const char *text)
+/* Adds {"title": title, "value": escaped text, "short": is_short} unless text is NULL or empty. */
+static void add_field_sized(cJSON *fields, const char *title, const char *text, size_t max, bool is_short)
 {
     if (text == NULL || *text == 0)
         return;
-    char *escaped = text_slack_escape(text, FIELD_MAX);
+    char *escaped = text_slack_escape(text, max);
     cJSON *f = cJSON_CreateObject();
     if (escaped == NULL || f == NULL || !cJSON_AddItemToArray(fields, f)) {
         free(escaped);
@@ -80,8 +80,13 @@ static void add_field(cJSON *fields, const char *title, const char *text)
     }
     cJSON_AddStringToObject(f, "title", title);
     cJSON_AddStringToObject(f, "value", escaped);
-    cJSON_AddBoolToObject(f, "short", true);
+    cJSON_AddBoolToObject(f, "short", is_short);
     free(escaped);
+}
+
+static void add_field(cJSON *fields, const char *title, const char *text)
+{
+    add_field_sized(fields, title, text, FIELD_MAX, true);
 }
 
 static void add_alert_fields(cJSON *fields, const struct alert *a)
@@ -101,8 +106,24 @@ static void add_alert_fields(cJSON *fields, const struct alert *a)
     add_field(fields, "Source", a->source);
 }
 
+/* One line per action already run for this alert: what was done, or would have been in dry run. */
+static void add_actions_field(cJSON *fields, const struct action_result *res)
+{
+    char text[2048] = "", line[ACTION_REASON_MAX + ACTION_TARGET_MAX + 128];
+    size_t n = 0;
+    for (size_t i = 0; i < res->n_before && n < sizeof(text) - 1; i++) {
+        const struct action_record *r = &res->before[i];
+        snprintf(line, sizeof(line), "%s%s (%s): %s%s%s%s%s%s", i ? "\n" : "", r->playbook->name,
+                 r->playbook->type->name, outcome_name(r->outcome), r->reason[0] ? " (" : "", r->reason,
+                 r->reason[0] ? ")" : "", r->target[0] ? " on " : "", r->target);
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", line);
+    }
+    add_field_sized(fields, "Actions", text, sizeof(text), false);
+}
+
 /* The webhook body; malloc'd JSON text, or NULL when out of memory. */
-static char *build_message(const struct slack *s, const struct playbook *pb, const struct alert *a)
+static char *build_message(const struct slack *s, const struct playbook *pb, const struct alert *a,
+                           const struct action_result *res)
 {
     char *rule = text_slack_escape(a->rule, FIELD_MAX);
     char *output = text_slack_escape(a->output, OUTPUT_MAX);
@@ -121,6 +142,7 @@ static char *build_message(const struct slack *s, const struct playbook *pb, con
     cJSON_AddStringToObject(att, "color", colors[a->priority]);
     cJSON_AddStringToObject(att, "text", output);
     add_alert_fields(fields, a);
+    add_actions_field(fields, res);
     cJSON_AddItemToObject(att, "fields", fields);
     fields = NULL;
     cJSON_AddStringToObject(att, "footer", pb->dry_run ? "playbookd (dry run)" : "playbookd");
@@ -145,7 +167,7 @@ static enum outcome slack_run(struct playbook *pb, const struct alert *a, struct
     if (a->priority > s->min_priority)
         return action_skip(res, "priority %s below min_priority %s", priority_name(a->priority),
                            priority_name(s->min_priority));
-    char *body = build_message(s, pb, a);
+    char *body = build_message(s, pb, a, res);
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     struct http_request req = {

@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config
   libnats-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libcmocka-dev libmicrohttpd-dev
   nats-server
-  python3 python3-pytest python3-yaml python3-cryptography
+  python3 python3-pytest python3-yaml python3-cryptography python3-jsonschema
 )
 
 missing=()

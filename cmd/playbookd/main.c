@@ -14,6 +14,7 @@
 #include "playbookd/config.h"
 #include "playbookd/dispatch.h"
 #include "playbookd/http.h"
+#include "playbookd/kube.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/nats.h"
@@ -217,18 +218,27 @@ int main(int argc, char **argv)
         config_destroy(cfg);
         return 0;
     }
+    struct kube *kube = NULL;
     if (http_global_init() != 0) {
         fprintf(stderr, "playbookd: cannot initialise libcurl\n");
         config_destroy(cfg);
         return 1;
     }
+    if (cfg->needs_kube && kube_create(&kube, &cfg->kube, &err) != 0) {
+        fprintf(stderr, "playbookd: kubernetes: %s\n", err.msg);
+        http_global_cleanup();
+        config_destroy(cfg);
+        return 1;
+    }
+    cfg->env->kube = kube;
     log_kv(LOG_INFO, "starting", "version", PLAYBOOKD_VERSION, "config", f.config, "dry_run",
-           cfg->dry_run ? "true" : "false", NULL);
+           cfg->dry_run ? "true" : "false", "kubernetes", kube ? kube_server(kube) : NULL, NULL);
     rc = f.replay ? run_replay(cfg, f.replay) : run_daemon(cfg);
     if (!f.replay) {
         nats_CloseAndWait(5000);
         log_summary();
     }
+    kube_destroy(kube);
     http_global_cleanup();
     config_destroy(cfg);
     return rc;

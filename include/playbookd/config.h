@@ -27,8 +27,12 @@ struct config_node {
     size_t n_children;
 };
 
-/* Reads YAML text into a tree (config_yaml.c); `file` names it in messages and must outlive the tree. */
-int config_tree_read(struct config_node **out, const char *file, const char *text, size_t len, struct error *err);
+/*
+ * Reads YAML text into a tree (config_yaml.c); `file` names it in messages and must outlive the tree.
+ * expand_env: replace ${VAR} in values (the config file does; a kubeconfig does not).
+ */
+int config_tree_read(struct config_node **out, const char *file, const char *text, size_t len, bool expand_env,
+                     struct error *err);
 void config_tree_free(struct config_node *root);
 
 /* Formats "FILE:LINE:COL: key 'K': reason" into err and returns -1. */
@@ -87,6 +91,8 @@ struct config_nats {
 
 struct config_kube {
     char *kubeconfig, *context;
+    char *sa_dir;     /* in cluster: the service account's token, ca.crt, namespace */
+    long timeout_ms;  /* per request */
 };
 
 struct config_retry {
@@ -102,6 +108,7 @@ struct topic {
 };
 
 struct playbook;
+struct playbook_env;
 
 struct config {
     char *file;
@@ -114,6 +121,8 @@ struct config {
     size_t n_playbooks;
     struct topic *topics;
     size_t n_topics;
+    struct playbook_env *env; /* shared by the playbooks; env->kube is set by the caller */
+    bool needs_kube;          /* some playbook calls the Kubernetes API */
 };
 
 /* Loads and validates a config file; dry_run forces dry run on (the --dry-run flag). */

@@ -12,14 +12,30 @@
 
 #define HTTP_MAX_RESPONSE (4 * 1024 * 1024)
 
+/* PEM in memory or in a file; a blob wins over a file. */
+struct http_pem {
+    const char *file;
+    const char *data;
+    size_t len;
+};
+
+/* TLS material beyond the system's CAs. Peers are always verified. */
+struct http_tls {
+    struct http_pem ca;   /* trust only this CA */
+    struct http_pem cert; /* client certificate */
+    struct http_pem key;  /* its key */
+};
+
 struct http_request {
     const char *method; /* "GET", "POST", "PATCH", "DELETE" */
     const char *url;
     const char *content_type; /* for the body, or NULL */
     const char *body;
     size_t body_len;
-    long timeout_ms;         /* whole request; 0: 10 s */
-    long connect_timeout_ms; /* 0: 5 s */
+    const char *bearer;         /* Authorization: Bearer, or NULL */
+    const struct http_tls *tls; /* or NULL */
+    long timeout_ms;            /* whole request; 0: 10 s */
+    long connect_timeout_ms;    /* 0: 5 s */
 };
 
 struct http_response {

@@ -14,17 +14,39 @@
 enum outcome { OUTCOME_OK, OUTCOME_DRY_RUN, OUTCOME_SKIPPED, OUTCOME_FAILED, OUTCOME_COUNT };
 
 #define ACTION_REASON_MAX 256
-
-struct action_result {
-    char reason[ACTION_REASON_MAX]; /* for skipped and failed */
-    bool transient;                 /* failed, but worth retrying (network, 429, 5xx) */
-    long retry_after_ms;            /* the server asked to wait this long, or 0 */
-};
+#define ACTION_TARGET_MAX 320
 
 struct playbook;
 
+/* What an earlier playbook did for the same alert (a slack playbook lists them). */
+struct action_record {
+    const struct playbook *playbook;
+    enum outcome outcome;
+    char reason[ACTION_REASON_MAX];
+    char target[ACTION_TARGET_MAX];
+};
+
+struct action_result {
+    char reason[ACTION_REASON_MAX]; /* for skipped and failed */
+    char target[ACTION_TARGET_MAX]; /* what was acted on, "pod default/x" or "node n1", if anything */
+    bool transient;                 /* failed, but worth retrying (network, 409 conflicts, 429, 5xx) */
+    long retry_after_ms;            /* the server asked to wait this long, or 0 */
+    /* Input, set by the dispatcher: the actions already run for this alert, in order. */
+    const struct action_record *before;
+    size_t n_before;
+};
+
+struct kube;
+
+/* What every playbook of a config shares; main attaches the Kubernetes client after loading. */
+struct playbook_env {
+    struct kube *kube;
+    const struct string_list *protected_namespaces;
+};
+
 struct playbook_type {
     const char *name; /* "slack" */
+    bool needs_kube;  /* calls the Kubernetes API */
     int (*init)(struct playbook *pb, const struct config_node *params, struct error *err);
     enum outcome (*run)(struct playbook *pb, const struct alert *a, struct action_result *res);
     void (*destroy)(struct playbook *pb); /* safe after a failed init */
@@ -34,6 +56,7 @@ struct playbook {
     const struct playbook_type *type;
     char *name;
     bool dry_run;
+    const struct playbook_env *env;
     void *ctx; /* the type's own state, set by init */
 };
 
@@ -42,8 +65,19 @@ extern const struct playbook_type *const playbook_types[];
 const struct playbook_type *playbook_type_find(const char *name);
 
 int playbook_create(struct playbook **out, const char *name, const struct playbook_type *type,
-                    const struct config_node *params, bool dry_run, struct error *err);
+                    const struct config_node *params, bool dry_run, const struct playbook_env *env,
+                    struct error *err);
 void playbook_destroy(struct playbook *pb);
+
+/*
+ * Records what pb did (or would have done, in dry run) to a Pod or Node as a Kubernetes Event, best
+ * effort. ns is NULL for a node.
+ */
+void playbook_record_event(const struct playbook *pb, const struct alert *a, const char *kind, const char *ns,
+                           const char *name, const char *uid, const char *action);
+
+/* The outcome for a change the API server accepted: dry-run in dry run, else ok. */
+enum outcome playbook_changed(const struct playbook *pb);
 
 const char *outcome_name(enum outcome o); /* "ok", "dry-run", "skipped", "failed" */
 /* Fill the reason and return the outcome, for `return action_skip(res, "host event");`. */

@@ -1,0 +1,85 @@
+/*
+ * kube.h: a small Kubernetes REST client. It finds the API server and credentials in cluster (service
+ * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and turns answers into
+ * playbook outcomes. Names from alerts are checked here before they reach a URL.
+ */
+#ifndef PLAYBOOKD_KUBE_H
+#define PLAYBOOKD_KUBE_H
+
+#include <stdbool.h>
+
+#include "playbookd/config.h"
+#include "playbookd/error.h"
+#include "playbookd/playbook.h"
+
+#define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
+#define KUBE_TOKEN_MAX_AGE_S 60
+
+struct kube;
+struct cJSON;
+
+/* Where the API server is and how to authenticate (kube_config.c). */
+struct kube_endpoint {
+    char *server;                 /* https://host:port */
+    char *ca_file, *cert_file, *key_file;
+    char *ca_data, *cert_data, *key_data; /* PEM, decoded from a kubeconfig's *-data */
+    size_t ca_len, cert_len, key_len;
+    char *token;                  /* a fixed token */
+    char *token_file;             /* or a token file, re-read as it rotates */
+};
+
+int kube_endpoint_load(struct kube_endpoint *ep, const struct config_kube *cfg, struct error *err);
+void kube_endpoint_free(struct kube_endpoint *ep);
+
+/*
+ * From cfg: a kubeconfig (cfg->kubeconfig, else $KUBECONFIG) with cfg->context or its current context;
+ * without one, in cluster from KUBERNETES_SERVICE_HOST/PORT and the service account in cfg->sa_dir.
+ */
+int kube_create(struct kube **out, const struct config_kube *cfg, struct error *err);
+void kube_destroy(struct kube *k);
+const char *kube_server(const struct kube *k);
+
+struct kube_request {
+    const char *method;       /* GET, POST, PATCH, DELETE */
+    const char *path;         /* "/api/v1/namespaces/default/pods/x": names already checked */
+    const char *content_type; /* of the body, or NULL */
+    const char *body;         /* or NULL */
+    bool dry_run;             /* adds dryRun=All */
+};
+
+struct kube_response {
+    long status;         /* 0: no answer (the reason is in message) */
+    struct cJSON *json;  /* the body, parsed, or NULL */
+    long retry_after_s;
+    char message[200];   /* a Status object's "reason: message", or the transport error */
+};
+
+/* Sends the request, once more at once with a fresh token after a 401. 0 if an answer arrived. */
+int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp);
+void kube_response_free(struct kube_response *resp);
+
+/* A failed call as an outcome: "DELETE pod default/x: HTTP 403 (Forbidden: ...)"; transient for no answer,
+ * 429 and 5xx, with Retry-After. */
+enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res);
+
+/* An events.k8s.io/v1 Event on the object acted on. Best effort: failures are logged, never returned. */
+struct kube_event {
+    const char *kind; /* "Pod" or "Node" */
+    const char *namespace_, *name, *uid;
+    const char *action; /* "DeletePod" */
+    const char *note;
+    bool dry_run;
+};
+void kube_record_event(struct kube *k, const struct kube_event *ev);
+
+/* DNS-1123 label (namespaces): [a-z0-9-], at most 63, alphanumeric at both ends. */
+bool kube_name_label(const char *s);
+/* DNS-1123 subdomain (pods, nodes): labels joined by '.', at most 253. */
+bool kube_name_subdomain(const char *s);
+
+/* A label or taint key: [prefix/]name, prefix a DNS-1123 subdomain, name 1-63 of [A-Za-z0-9-_.]. */
+bool kube_qualified_name(const char *s);
+/* A label or taint value: empty, or 1-63 of [A-Za-z0-9-_.], alphanumeric at both ends. */
+bool kube_label_value(const char *s);
+
+#endif

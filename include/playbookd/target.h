@@ -1,0 +1,34 @@
+/*
+ * target.h: what an alert is about, as GUIDE.md section 2 defines it: the pod (k8s.pod.name in
+ * k8s.ns.name, uid from k8s.pod.uid), or, for a host event, the node named by the alert's hostname.
+ * Names are attacker-influenced: they are checked here, before any request is built.
+ */
+#ifndef PLAYBOOKD_TARGET_H
+#define PLAYBOOKD_TARGET_H
+
+#include <stdbool.h>
+
+#include "playbookd/alert.h"
+#include "playbookd/playbook.h"
+
+struct target {
+    bool host;                    /* a host event: no pod, node is the alert's hostname */
+    const char *ns, *pod, *uid;   /* a pod event; uid may be NULL */
+    const char *node;             /* a host event */
+};
+
+/* True for an event on the host itself (container.id "host", or a syscall alert without pod fields). */
+bool target_is_host_event(const struct alert *a);
+
+/*
+ * The pod the alert is about, checked: a host event, an alert without a pod, an invalid name or a
+ * protected namespace is OUTCOME_SKIPPED with the reason in res. OUTCOME_OK fills t and res->target.
+ */
+enum outcome target_pod(const struct alert *a, const struct playbook_env *env, struct target *t,
+                        struct action_result *res);
+
+/* The pod, or for a host event the node named by the alert's hostname (checked as a node name). */
+enum outcome target_pod_or_host(const struct alert *a, const struct playbook_env *env, struct target *t,
+                                struct action_result *res);
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * kube.c: calls to the Kubernetes API as a well-behaved controller makes them: TLS verified, the bearer
+ * token re-read every minute and at once after a 401 (bound service-account tokens rotate), dryRun=All
+ * on mutating requests in dry run, Status objects turned into readable reasons, Events recorded.
+ */
+#include "playbookd/kube.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "playbookd/http.h"
+#include "playbookd/log.h"
+#include "playbookd/text.h"
+
+#define TOKEN_MAX 16384
+#define URL_MAX 2048
+
+struct kube {
+    struct kube_endpoint ep;
+    struct http_tls tls;
+    long timeout_ms;
+    pthread_mutex_t lock; /* guards token and token_read_at */
+    char *token;
+    double token_read_at;
+    char instance[128]; /* this replica, for Events */
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Re-reads the token file; keeps the old token if the file cannot be read. Called under the lock. */
+static int reload_token(struct kube *k, struct error *err)
+{
+    size_t len;
+    char *text = text_read_file(k->ep.token_file, TOKEN_MAX, &len, err);
+    if (text == NULL)
+        return -1;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+        text[--len] = 0;
+    free(k->token);
+    k->token = text;
+    k->token_read_at = now_s();
+    return 0;
+}
+
+/* The token to send now, copied into buf (empty: none). force: re-read the file first (after a 401). */
+static void current_token(struct kube *k, bool force, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (k->ep.token != NULL) {
+        snprintf(buf, size, "%s", k->ep.token);
+        return;
+    }
+    if (k->ep.token_file == NULL)
+        return;
+    pthread_mutex_lock(&k->lock);
+    struct error err;
+    if ((force || now_s() - k->token_read_at >= KUBE_TOKEN_MAX_AGE_S) && reload_token(k, &err) != 0)
+        log_kv(LOG_WARN, "cannot re-read the token, using the previous one", "error", err.msg, NULL);
+    if (k->token != NULL)
+        snprintf(buf, size, "%s", k->token);
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void set_pem(struct http_pem *pem, const char *file, const char *data, size_t len)
+{
+    pem->file = file;
+    pem->data = data;
+    pem->len = len;
+}
+
+int kube_create(struct kube **out, const struct config_kube *cfg, struct error *err)
+{
+    struct kube *k = calloc(1, sizeof(*k));
+    *out = NULL;
+    if (k == NULL)
+        return error_set(err, "out of memory");
+    pthread_mutex_init(&k->lock, NULL);
+    if (kube_endpoint_load(&k->ep, cfg, err) != 0 || (k->ep.token_file && reload_token(k, err) != 0)) {
+        kube_destroy(k);
+        return -1;
+    }
+    set_pem(&k->tls.ca, k->ep.ca_file, k->ep.ca_data, k->ep.ca_len);
+    set_pem(&k->tls.cert, k->ep.cert_file, k->ep.cert_data, k->ep.cert_len);
+    set_pem(&k->tls.key, k->ep.key_file, k->ep.key_data, k->ep.key_len);
+    k->timeout_ms = cfg->timeout_ms;
+    if (gethostname(k->instance, sizeof(k->instance) - 1) != 0 || !k->instance[0])
+        snprintf(k->instance, sizeof(k->instance), "playbookd");
+    *out = k;
+    return 0;
+}
+
+void kube_destroy(struct kube *k)
+{
+    if (k == NULL)
+        return;
+    kube_endpoint_free(&k->ep);
+    free(k->token);
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+const char *kube_server(const struct kube *k)
+{
+    return k->ep.server;
+}
+
+/* "Reason: message" from a Status object, or the start of whatever the body was. */
+static void status_message(struct kube_response *resp, const char *body)
+{
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(resp->json, "reason");
+    const cJSON *message = cJSON_GetObjectItemCaseSensitive(resp->json, "message");
+    if (cJSON_IsString(message))
+        snprintf(resp->message, sizeof(resp->message), "%s%s%s", cJSON_IsString(reason) ? reason->valuestring : "",
+                 cJSON_IsString(reason) ? ": " : "", message->valuestring);
+    else if (body != NULL && text_utf8_valid(body, strlen(body)))
+        text_copy(resp->message, sizeof(resp->message), body);
+}
+
+static int send_once(struct kube *k, const struct kube_request *req, const char *url, bool fresh_token,
+                     struct http_response *http, struct error *err)
+{
+    char *token = malloc(TOKEN_MAX + 1);
+    if (token == NULL)
+        return error_set(err, "out of memory");
+    current_token(k, fresh_token, token, TOKEN_MAX + 1);
+    struct http_request hr = {
+        .method = req->method,
+        .url = url,
+        .content_type = req->content_type,
+        .body = req->body,
+        .body_len = req->body ? strlen(req->body) : 0,
+        .bearer = token[0] ? token : NULL,
+        .tls = &k->tls,
+        .timeout_ms = k->timeout_ms,
+    };
+    int rc = http_send(&hr, http, err);
+    free(token);
+    return rc;
+}
+
+int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp)
+{
+    char url[URL_MAX];
+    struct http_response http;
+    struct error err;
+    memset(resp, 0, sizeof(*resp));
+    snprintf(url, sizeof(url), "%s%s%s", k->ep.server, req->path,
+             req->dry_run ? (strchr(req->path, '?') ? "&dryRun=All" : "?dryRun=All") : "");
+    int rc = send_once(k, req, url, false, &http, &err);
+    if (rc == 0 && http.status == 401 && k->ep.token_file != NULL) {
+        http_response_free(&http);
+        rc = send_once(k, req, url, true, &http, &err); /* the token may have rotated */
+    }
+    if (rc != 0) {
+        text_copy(resp->message, sizeof(resp->message), err.msg);
+        return -1;
+    }
+    resp->status = http.status;
+    resp->retry_after_s = http.retry_after_s;
+    if (http.body != NULL)
+        resp->json = cJSON_ParseWithLength(http.body, http.body_len);
+    if (http.status >= 300)
+        status_message(resp, http.body);
+    http_response_free(&http);
+    return 0;
+}
+
+void kube_response_free(struct kube_response *resp)
+{
+    cJSON_Delete(resp->json);
+    resp->json = NULL;
+}
+
+enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res)
+{
+    if (resp->status == 0)
+        return action_fail(res, true, "%s: %s", what, resp->message);
+    bool transient = resp->status == 429 || resp->status >= 500;
+    enum outcome o = resp->message[0] ? action_fail(res, transient, "%s: HTTP %ld (%s)", what, resp->status,
+                                                    resp->message)
+                                      : action_fail(res, transient, "%s: HTTP %ld", what, resp->status);
+    res->retry_after_ms = resp->retry_after_s * 1000;
+    return o;
+}
+
+/* A MicroTime, as events.k8s.io/v1 requires: exactly six fractional digits. */
+static void micro_time(char *buf, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, size - n, ".%06ldZ", ts.tv_nsec / 1000);
+}
+
+static char *event_body(const struct kube *k, const struct kube_event *ev, const char *ns)
+{
+    char when[40], full[1100], note[1024]; /* a note is at most 1 kB */
+    micro_time(when, sizeof(when));
+    snprintf(full, sizeof(full), "%s%s", ev->dry_run ? "[dry run] " : "", ev->note);
+    text_copy(note, sizeof(note), full);
+    cJSON *e = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(e, "metadata");
+    cJSON *reg = cJSON_AddObjectToObject(e, "regarding");
+    cJSON_AddStringToObject(e, "apiVersion", "events.k8s.io/v1");
+    cJSON_AddStringToObject(e, "kind", "Event");
+    cJSON_AddStringToObject(meta, "generateName", "playbookd-");
+    cJSON_AddStringToObject(meta, "namespace", ns);
+    cJSON_AddStringToObject(e, "eventTime", when);
+    cJSON_AddStringToObject(e, "reportingController", "playbookd.io/playbookd");
+    cJSON_AddStringToObject(e, "reportingInstance", k->instance);
+    cJSON_AddStringToObject(e, "action", ev->action);
+    cJSON_AddStringToObject(e, "reason", "FalcoAlert");
+    cJSON_AddStringToObject(e, "type", "Warning");
+    cJSON_AddStringToObject(e, "note", note);
+    cJSON_AddStringToObject(reg, "apiVersion", "v1");
+    cJSON_AddStringToObject(reg, "kind", ev->kind);
+    cJSON_AddStringToObject(reg, "name", ev->name);
+    if (ev->namespace_ != NULL)
+        cJSON_AddStringToObject(reg, "namespace", ev->namespace_);
+    if (ev->uid != NULL)
+        cJSON_AddStringToObject(reg, "uid", ev->uid);
+    char *json = cJSON_PrintUnformatted(e);
+    cJSON_Delete(e);
+    return json;
+}
+
+void kube_record_event(struct kube *k, const struct kube_event *ev)
+{
+    const char *ns = ev->namespace_ ? ev->namespace_ : "default"; /* cluster-scoped objects: default */
+    char path[512];
+    struct kube_response resp;
+    snprintf(path, sizeof(path), "/apis/events.k8s.io/v1/namespaces/%s/events", ns);
+    char *body = event_body(k, ev, ns);
+    struct kube_request req = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
+                               .dry_run = ev->dry_run};
+    int rc = body ? kube_call(k, &req, &resp) : -1;
+    if (rc != 0 || resp.status != 201)
+        log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error",
+               body == NULL ? "out of memory" : resp.message, NULL);
+    if (body != NULL)
+        kube_response_free(&resp);
+    free(body);
+}
+
+bool kube_name_label(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+bool kube_name_subdomain(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 253)
+        return false;
+    for (const char *p = s;;) {
+        size_t len = strcspn(p, ".");
+        char label[64];
+        if (len == 0 || len > 63)
+            return false;
+        memcpy(label, p, len);
+        label[len] = 0;
+        if (!kube_name_label(label))
+            return false;
+        if (p[len] == 0)
+            return true;
+        p += len + 1;
+    }
+}
+
+bool kube_label_value(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return true;
+    if (n > 63 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != n)
+        return false;
+    return strspn(s, "-_.") == 0 && strchr("-_.", s[n - 1]) == NULL;
+}
+
+bool kube_qualified_name(const char *s)
+{
+    const char *slash = strchr(s, '/');
+    const char *name = slash ? slash + 1 : s;
+    if (slash != NULL) {
+        char prefix[254];
+        size_t n = (size_t)(slash - s);
+        if (n == 0 || n >= sizeof(prefix))
+            return false;
+        memcpy(prefix, s, n);
+        prefix[n] = 0;
+        if (!kube_name_subdomain(prefix))
+            return false;
+    }
+    return name[0] != 0 && kube_label_value(name);
+}

@@ -1,0 +1,77 @@
+/* target.c: from an alert to the pod or node to act on, with every name checked before use. */
+#include "playbookd/target.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "playbookd/kube.h"
+
+/* A string output field, or NULL: names are never numbers, booleans or null. */
+static const char *string_field(const struct alert *a, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(a->fields, key);
+    return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
+}
+
+bool target_is_host_event(const struct alert *a)
+{
+    const char *container = string_field(a, "container.id");
+    if (container != NULL && strcmp(container, "host") == 0)
+        return true;
+    bool syscall = a->source[0] == 0 || strcmp(a->source, "syscall") == 0;
+    return syscall && string_field(a, "k8s.pod.name") == NULL && string_field(a, "k8s.ns.name") == NULL;
+}
+
+static bool uid_ok(const char *uid)
+{
+    size_t n = strlen(uid);
+    return n > 0 && n <= 64 && strspn(uid, "0123456789abcdefABCDEF-") == n;
+}
+
+static bool is_protected(const struct playbook_env *env, const char *ns)
+{
+    for (size_t i = 0; env->protected_namespaces && i < env->protected_namespaces->n; i++)
+        if (strcmp(env->protected_namespaces->items[i], ns) == 0)
+            return true;
+    return false;
+}
+
+enum outcome target_pod(const struct alert *a, const struct playbook_env *env, struct target *t,
+                        struct action_result *res)
+{
+    memset(t, 0, sizeof(*t));
+    if (target_is_host_event(a))
+        return action_skip(res, "host event: no pod to act on");
+    t->ns = string_field(a, "k8s.ns.name");
+    t->pod = string_field(a, "k8s.pod.name");
+    t->uid = string_field(a, "k8s.pod.uid");
+    if (t->ns == NULL || t->pod == NULL)
+        return action_skip(res, "the alert names no pod (k8s.pod.name and k8s.ns.name)");
+    if (!kube_name_label(t->ns))
+        return action_skip(res, "invalid name: the namespace is not a DNS-1123 label");
+    if (!kube_name_subdomain(t->pod))
+        return action_skip(res, "invalid name: the pod name is not a DNS-1123 subdomain");
+    if (t->uid != NULL && !uid_ok(t->uid))
+        return action_skip(res, "invalid name: k8s.pod.uid is not a uid");
+    snprintf(res->target, sizeof(res->target), "pod %s/%s", t->ns, t->pod);
+    if (is_protected(env, t->ns))
+        return action_skip(res, "protected namespace %s", t->ns);
+    return OUTCOME_OK;
+}
+
+enum outcome target_pod_or_host(const struct alert *a, const struct playbook_env *env, struct target *t,
+                                struct action_result *res)
+{
+    if (!target_is_host_event(a))
+        return target_pod(a, env, t, res);
+    memset(t, 0, sizeof(*t));
+    t->host = true;
+    t->node = a->hostname;
+    if (t->node[0] == 0)
+        return action_skip(res, "host event without a hostname");
+    if (!kube_name_subdomain(t->node))
+        return action_skip(res, "invalid name: the hostname is not a node name");
+    snprintf(res->target, sizeof(res->target), "node %s", t->node);
+    return OUTCOME_OK;
+}

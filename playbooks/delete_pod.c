@@ -1,0 +1,90 @@
+/*
+ * delete_pod.c: the `delete-pod` playbook. Deletes the pod the alert is about, with the pod's uid as a
+ * precondition when the alert carries it, so a new pod that reuses the name (a StatefulSet's) is never
+ * deleted. Already gone (404) is ok; a replaced pod (409) is skipped.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "playbookd/kube.h"
+#include "playbookd/playbook.h"
+#include "playbookd/target.h"
+
+struct delete_pod {
+    long grace_period_seconds; /* -1: the pod's own terminationGracePeriodSeconds */
+};
+
+static const struct param_spec delete_pod_params[] = {
+    {.name = "grace_period_seconds",
+     .type = PARAM_INT,
+     .def = "-1",
+     .offset = offsetof(struct delete_pod, grace_period_seconds),
+     .min = -1,
+     .max = 86400},
+    {0},
+};
+
+static int delete_pod_init(struct playbook *pb, const struct config_node *params, struct error *err)
+{
+    if ((pb->ctx = calloc(1, sizeof(struct delete_pod))) == NULL)
+        return error_set(err, "out of memory");
+    return params_load(delete_pod_params, "delete-pod", params, pb->ctx, err);
+}
+
+static void delete_pod_destroy(struct playbook *pb)
+{
+    free(pb->ctx);
+    pb->ctx = NULL;
+}
+
+static char *delete_options(const struct delete_pod *d, const struct target *t)
+{
+    cJSON *opts = cJSON_CreateObject();
+    cJSON_AddStringToObject(opts, "apiVersion", "v1");
+    cJSON_AddStringToObject(opts, "kind", "DeleteOptions");
+    if (d->grace_period_seconds >= 0)
+        cJSON_AddNumberToObject(opts, "gracePeriodSeconds", (double)d->grace_period_seconds);
+    if (t->uid != NULL)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(opts, "preconditions"), "uid", t->uid);
+    char *json = cJSON_PrintUnformatted(opts);
+    cJSON_Delete(opts);
+    return json;
+}
+
+static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, struct action_result *res)
+{
+    struct target t;
+    enum outcome o = target_pod(a, pb->env, &t, res);
+    if (o != OUTCOME_OK)
+        return o;
+    char path[512], *body = delete_options(pb->ctx, &t);
+    if (body == NULL)
+        return action_fail(res, true, "out of memory");
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t.ns, t.pod);
+    struct kube_request req = {.method = "DELETE", .path = path, .content_type = "application/json",
+                               .body = body, .dry_run = pb->dry_run};
+    struct kube_response resp;
+    kube_call(pb->env->kube, &req, &resp);
+    free(body);
+    if (resp.status == 200 || resp.status == 202) {
+        o = playbook_changed(pb);
+        playbook_record_event(pb, a, "Pod", t.ns, t.pod, t.uid, "DeletePod");
+    } else if (resp.status == 404) {
+        o = OUTCOME_OK; /* already gone: the goal holds */
+    } else if (resp.status == 409) {
+        o = action_skip(res, "the pod was replaced: its uid is not the alert's");
+    } else {
+        o = kube_failure(&resp, "delete pod", res);
+    }
+    kube_response_free(&resp);
+    return o;
+}
+
+const struct playbook_type playbook_delete_pod = {
+    .name = "delete-pod",
+    .needs_kube = true,
+    .init = delete_pod_init,
+    .run = delete_pod_run,
+    .destroy = delete_pod_destroy,
+};

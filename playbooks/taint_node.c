@@ -1,0 +1,207 @@
+/*
+ * taint_node.c: the `taint-node` playbook. Taints the node the pod runs on (spec.nodeName, read from the
+ * API), or for a host event the node named by the alert's hostname. Node.spec.taints is an atomic list,
+ * so the taint is added with a JSON patch guarded by a test of metadata.resourceVersion: existing taints
+ * are kept and a concurrent writer is never overwritten (a stale version is retried from a fresh GET).
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "playbookd/kube.h"
+#include "playbookd/playbook.h"
+#include "playbookd/target.h"
+
+struct taint_node {
+    char *key, *value, *effect;
+};
+
+static const char *const effects[] = {"NoSchedule", "PreferNoSchedule", "NoExecute", NULL};
+
+static const struct param_spec taint_node_params[] = {
+    {.name = "key", .type = PARAM_STRING, .def = "falco/alert", .offset = offsetof(struct taint_node, key)},
+    {.name = "value", .type = PARAM_STRING, .def = "true", .offset = offsetof(struct taint_node, value)},
+    {.name = "effect",
+     .type = PARAM_CHOICE,
+     .def = "NoSchedule",
+     .offset = offsetof(struct taint_node, effect),
+     .choices = effects},
+    {0},
+};
+
+static int taint_node_init(struct playbook *pb, const struct config_node *params, struct error *err)
+{
+    struct taint_node *t = calloc(1, sizeof(*t));
+    if ((pb->ctx = t) == NULL)
+        return error_set(err, "out of memory");
+    if (params_load(taint_node_params, "taint-node", params, t, err) != 0)
+        return -1;
+    if (t->key == NULL || !kube_qualified_name(t->key))
+        return config_node_error(err, config_node_get(params, "key"), "not a valid taint key");
+    if (t->value == NULL && (t->value = calloc(1, 1)) == NULL) /* an empty value is allowed */
+        return error_set(err, "out of memory");
+    if (!kube_label_value(t->value))
+        return config_node_error(err, config_node_get(params, "value"), "not a valid taint value");
+    return 0;
+}
+
+static void taint_node_destroy(struct playbook *pb)
+{
+    if (pb->ctx != NULL)
+        params_free(taint_node_params, pb->ctx);
+    free(pb->ctx);
+    pb->ctx = NULL;
+}
+
+/* GETs path into resp; OUTCOME_OK when it answered 200. */
+static enum outcome get_object(struct playbook *pb, const char *path, const char *what, struct kube_response *resp,
+                               struct action_result *res)
+{
+    struct kube_request req = {.method = "GET", .path = path};
+    kube_call(pb->env->kube, &req, resp);
+    if (resp->status == 200 && resp->json != NULL)
+        return OUTCOME_OK;
+    if (resp->status == 200)
+        return action_fail(res, true, "%s: the answer is not JSON", what);
+    return kube_failure(resp, what, res);
+}
+
+/* The node the pod runs on, copied into node. */
+static enum outcome node_of_pod(struct playbook *pb, const struct target *t, char *node, size_t size,
+                                struct action_result *res)
+{
+    char path[512];
+    struct kube_response resp;
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
+    enum outcome o = get_object(pb, path, "get pod", &resp, res);
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"),
+                                                         "nodeName");
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"),
+                                                        "uid");
+    if (resp.status == 404)
+        o = action_skip(res, "the pod is gone: its node is unknown");
+    else if (o == OUTCOME_OK && t->uid != NULL && !(cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0))
+        o = action_skip(res, "the pod was replaced: its uid is not the alert's");
+    else if (o == OUTCOME_OK && !(cJSON_IsString(name) && kube_name_subdomain(name->valuestring)))
+        o = action_skip(res, "the pod is not scheduled on a node");
+    else if (o == OUTCOME_OK)
+        snprintf(node, size, "%s", name->valuestring);
+    kube_response_free(&resp);
+    return o;
+}
+
+static bool has_taint(const cJSON *taints, const struct taint_node *t)
+{
+    const cJSON *item;
+    cJSON_ArrayForEach(item, taints) {
+        const cJSON *key = cJSON_GetObjectItemCaseSensitive(item, "key");
+        const cJSON *effect = cJSON_GetObjectItemCaseSensitive(item, "effect");
+        if (cJSON_IsString(key) && cJSON_IsString(effect) && strcmp(key->valuestring, t->key) == 0 &&
+            strcmp(effect->valuestring, t->effect) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* [test resourceVersion, add the taint]: appended to spec.taints, or creating it. */
+static char *taint_patch(const struct taint_node *t, const char *version, bool have_taints, bool have_spec)
+{
+    cJSON *ops = cJSON_CreateArray(), *test = cJSON_CreateObject(), *add = cJSON_CreateObject();
+    cJSON *taint = cJSON_CreateObject();
+    cJSON_AddItemToArray(ops, test);
+    cJSON_AddItemToArray(ops, add);
+    cJSON_AddStringToObject(test, "op", "test");
+    cJSON_AddStringToObject(test, "path", "/metadata/resourceVersion");
+    cJSON_AddStringToObject(test, "value", version);
+    cJSON_AddStringToObject(taint, "key", t->key);
+    if (t->value[0])
+        cJSON_AddStringToObject(taint, "value", t->value);
+    cJSON_AddStringToObject(taint, "effect", t->effect);
+    cJSON_AddStringToObject(add, "op", "add");
+    if (have_taints) {
+        cJSON_AddStringToObject(add, "path", "/spec/taints/-");
+        cJSON_AddItemToObject(add, "value", taint);
+    } else {
+        cJSON *list = cJSON_CreateArray();
+        cJSON_AddItemToArray(list, taint);
+        cJSON_AddStringToObject(add, "path", have_spec ? "/spec/taints" : "/spec");
+        if (have_spec) {
+            cJSON_AddItemToObject(add, "value", list);
+        } else {
+            cJSON *spec = cJSON_AddObjectToObject(add, "value");
+            cJSON_AddItemToObject(spec, "taints", list);
+        }
+    }
+    char *json = cJSON_PrintUnformatted(ops);
+    cJSON_Delete(ops);
+    return json;
+}
+
+/* Adds the taint unless the node has it; *wrote tells whether a patch was accepted. */
+static enum outcome patch_node(struct playbook *pb, const char *path, const cJSON *node, bool *wrote,
+                               struct action_result *res)
+{
+    const struct taint_node *t = pb->ctx;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(node, "spec");
+    const cJSON *taints = cJSON_GetObjectItemCaseSensitive(spec, "taints");
+    if (!cJSON_IsString(version))
+        return action_fail(res, false, "get node: no metadata.resourceVersion");
+    *wrote = false;
+    if (has_taint(taints, t)) {
+        strncat(res->target, " (already tainted)", sizeof(res->target) - strlen(res->target) - 1);
+        return OUTCOME_OK; /* nothing to write */
+    }
+    char *body = taint_patch(t, version->valuestring, cJSON_IsArray(taints), cJSON_IsObject(spec));
+    if (body == NULL)
+        return action_fail(res, true, "out of memory");
+    struct kube_request req = {.method = "PATCH", .path = path, .content_type = "application/json-patch+json",
+                               .body = body, .dry_run = pb->dry_run};
+    struct kube_response resp;
+    kube_call(pb->env->kube, &req, &resp);
+    free(body);
+    enum outcome o;
+    *wrote = resp.status == 200;
+    if (resp.status == 200)
+        o = playbook_changed(pb);
+    else if (resp.status == 409 || resp.status == 422)
+        o = action_fail(res, true, "the node changed while it was being tainted (HTTP %ld)", resp.status);
+    else
+        o = kube_failure(&resp, "patch node", res);
+    kube_response_free(&resp);
+    return o;
+}
+
+static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, struct action_result *res)
+{
+    struct target t;
+    char node[254], path[320];
+    enum outcome o = target_pod_or_host(a, pb->env, &t, res);
+    if (o == OUTCOME_OK && t.host)
+        snprintf(node, sizeof(node), "%s", t.node);
+    else if (o == OUTCOME_OK)
+        o = node_of_pod(pb, &t, node, sizeof(node), res);
+    if (o != OUTCOME_OK)
+        return o;
+    snprintf(res->target, sizeof(res->target), "node %s", node);
+    snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
+    struct kube_response resp;
+    bool wrote = false;
+    o = get_object(pb, path, "get node", &resp, res);
+    if (o == OUTCOME_OK)
+        o = patch_node(pb, path, resp.json, &wrote, res);
+    if (wrote)
+        playbook_record_event(pb, a, "Node", NULL, node, NULL, "TaintNode");
+    kube_response_free(&resp);
+    return o;
+}
+
+const struct playbook_type playbook_taint_node = {
+    .name = "taint-node",
+    .needs_kube = true,
+    .init = taint_node_init,
+    .run = taint_node_run,
+    .destroy = taint_node_destroy,
+};
