@@ -75,3 +75,4 @@ install: $(BUILD)/playbookd
 
 clean:
 	rm -rf build
+.SECONDARY:
