@@ -61,10 +61,11 @@ test: deps
 	$(MAKE) SANITIZER=address,undefined all unit fuzz-replay integration
 
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; CMOCKA_MESSAGE_OUTPUT=stdout $$t; done
+	@rc=0; for t in $(UNIT_BIN); do echo "== $$t"; CMOCKA_MESSAGE_OUTPUT=stdout $$t || rc=1; done; exit $$rc
 
 fuzz-replay: $(FUZZ_BIN)
-	@set -e; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; echo "== $$t tests/fuzz/corpus/$$n"; $$t tests/fuzz/corpus/$$n; done
+	@rc=0; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; echo "== $$t tests/fuzz/corpus/$$n"; \
+	  $$t tests/fuzz/corpus/$$n || rc=1; done; exit $$rc
 
 integration: $(BUILD)/playbookd
 	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
@@ -74,3 +75,4 @@ install: $(BUILD)/playbookd
 
 clean:
 	rm -rf build
+.SECONDARY:

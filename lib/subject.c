@@ -60,7 +60,7 @@ int subject_pattern_check(const char *pattern, struct error *err)
         if (n == 0)
             return error_set(err, "pattern \"%s\" has an empty token", pattern);
         for (size_t i = 0; i < n; i++)
-            if (p[i] <= ' ' || p[i] == 0x7f)
+            if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f)
                 return error_set(err, "pattern \"%s\" contains whitespace or a control character", pattern);
         bool wildcard = (n == 1 && (p[0] == '*' || p[0] == '>'));
         if (!wildcard && memchr(p, '*', n) != NULL)

@@ -1,0 +1,201 @@
+/* test_text.c: unit tests for UTF-8 validation, Slack escaping with truncation, and bounded copies. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "playbookd/text.h"
+
+#define ELLIPSIS "\xe2\x80\xa6" /* "…" */
+
+static void check_valid(const char *s, size_t len, bool expected)
+{
+    if (text_utf8_valid(s, len) != expected) {
+        char hex[128];
+        size_t n = 0;
+        for (size_t i = 0; i < len && n + 4 < sizeof(hex); i++)
+            n += (size_t)snprintf(hex + n, sizeof(hex) - n, "%02x ", (unsigned char)s[i]);
+        fail_msg("text_utf8_valid(%s) should be %s", hex, expected ? "true" : "false");
+    }
+}
+
+#define VALID(lit) check_valid(lit, sizeof(lit) - 1, true)
+#define INVALID(lit) check_valid(lit, sizeof(lit) - 1, false)
+
+static void test_utf8_valid(void **state)
+{
+    (void)state;
+    check_valid("", 0, true);
+    check_valid(NULL, 0, true);
+    VALID("plain ASCII, with punctuation: <>&\"'\t\r\n\x01\x7f");
+    VALID("\xc2\x80");                 /* U+0080, the smallest 2-byte */
+    VALID("caf\xc3\xa9");              /* é */
+    VALID("\xdf\xbf");                 /* U+07FF */
+    VALID("\xe0\xa0\x80");             /* U+0800, the smallest 3-byte */
+    VALID("\xe2\x82\xac");             /* € */
+    VALID("\xed\x9f\xbf");             /* U+D7FF, just below the surrogates */
+    VALID("\xee\x80\x80");             /* U+E000, just above them */
+    VALID("\xef\xbf\xbf");             /* U+FFFF */
+    VALID("\xf0\x90\x80\x80");         /* U+10000, the smallest 4-byte */
+    VALID("\xf0\x9f\x98\x80");         /* 😀 */
+    VALID("\xf4\x8f\xbf\xbf");         /* U+10FFFF, the largest */
+    VALID("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
+}
+
+static void test_utf8_invalid(void **state)
+{
+    (void)state;
+    INVALID("\xc0\xaf");             /* overlong '/' */
+    INVALID("\xc1\xbf");             /* overlong U+007F */
+    INVALID("\xc0\x80");             /* overlong NUL (modified UTF-8) */
+    INVALID("\xe0\x80\xaf");         /* overlong, 3 bytes */
+    INVALID("\xe0\x9f\xbf");         /* overlong U+07FF */
+    INVALID("\xf0\x80\x80\xaf");     /* overlong, 4 bytes */
+    INVALID("\xf0\x8f\xbf\xbf");     /* overlong U+FFFF */
+    INVALID("\xed\xa0\x80");         /* surrogate U+D800 */
+    INVALID("\xed\xbf\xbf");         /* surrogate U+DFFF */
+    INVALID("\xed\xa0\xbd\xed\xb8\x80"); /* a CESU-8 surrogate pair */
+    INVALID("\xf4\x90\x80\x80");     /* U+110000 */
+    INVALID("\xf7\xbf\xbf\xbf");     /* beyond Unicode */
+    INVALID("\xf8\x88\x80\x80\x80"); /* 5-byte form */
+    INVALID("\xfc\x84\x80\x80\x80\x80"); /* 6-byte form */
+    INVALID("\xff");
+    INVALID("\xfe");
+    INVALID("a\xff" "b");
+    INVALID("\x80");                 /* stray continuation */
+    INVALID("a\xbf");
+    INVALID("\xc3");                 /* truncated 2-byte */
+    INVALID("\xe2\x82");             /* truncated 3-byte */
+    INVALID("\xf0\x9f\x98");         /* truncated 4-byte */
+    INVALID("\xe2\x82x");            /* a non-continuation inside */
+    INVALID("\xc3\xa9\xa9");         /* one continuation too many */
+    check_valid("a\0b", 3, false);   /* NUL */
+    check_valid("\0", 1, false);
+    /* The length bounds the check: a sequence cut by it is invalid, what follows it is not looked at. */
+    check_valid("\xc3\xa9", 1, false);
+    check_valid("\xe2\x82\xac", 2, false);
+    check_valid("ab\xff", 2, true);
+}
+
+static void check_escape(const char *in, size_t max_in, const char *expected)
+{
+    char *out = text_slack_escape(in, max_in);
+    assert_non_null(out);
+    if (strcmp(out, expected) != 0)
+        fail_msg("text_slack_escape(\"%s\", %zu): expected \"%s\", got \"%s\"", in, max_in, expected, out);
+    assert_true(text_utf8_valid(out, strlen(out)));
+    free(out);
+}
+
+static void test_slack_escape(void **state)
+{
+    (void)state;
+    check_escape("<!channel> & <https://x|y>", 1000, "&lt;!channel&gt; &amp; &lt;https://x|y&gt;");
+    check_escape("<!here> <@U123> <#C1|general>", 1000, "&lt;!here&gt; &lt;@U123&gt; &lt;#C1|general&gt;");
+    check_escape("a && b", 100, "a &amp;&amp; b");
+    check_escape("&amp;", 100, "&amp;amp;"); /* escaping is not undone */
+    check_escape("<<<>>>", 100, "&lt;&lt;&lt;&gt;&gt;&gt;");
+    check_escape("plain text, \"quotes\" and 'apostrophes' *bold* _it_", 100,
+                 "plain text, \"quotes\" and 'apostrophes' *bold* _it_");
+    check_escape("", 100, "");
+    check_escape("", 0, "");
+    check_escape("caf\xc3\xa9 <\xe2\x82\xac>", 100, "caf\xc3\xa9 &lt;\xe2\x82\xac&gt;");
+}
+
+static void test_slack_escape_truncation(void **state)
+{
+    (void)state;
+    check_escape("abcdef", 6, "abcdef"); /* exactly max_in: no cut */
+    check_escape("abcdef", 7, "abcdef");
+    check_escape("abcdef", 3, "abc" ELLIPSIS);
+    check_escape("abcdef", 0, ELLIPSIS);
+    /* The cut counts input bytes; escaping happens after it. */
+    check_escape("&&&&", 2, "&amp;&amp;" ELLIPSIS);
+    check_escape("<b>", 1, "&lt;" ELLIPSIS);
+    /* Never inside a character. */
+    check_escape("a\xc3\xa9", 2, "a" ELLIPSIS);
+    check_escape("a\xc3\xa9", 3, "a\xc3\xa9");
+    check_escape("\xe2\x82\xac\xe2\x82\xac", 4, "\xe2\x82\xac" ELLIPSIS);
+    check_escape("\xe2\x82\xac\xe2\x82\xac", 5, "\xe2\x82\xac" ELLIPSIS);
+    check_escape("\xe2\x82\xac\xe2\x82\xac", 6, "\xe2\x82\xac\xe2\x82\xac");
+    check_escape("\xe2\x82\xac", 2, ELLIPSIS);
+    check_escape("\xf0\x9f\x98\x80x", 3, ELLIPSIS);
+    check_escape("\xf0\x9f\x98\x80x", 4, "\xf0\x9f\x98\x80" ELLIPSIS);
+    check_escape("x\xf0\x9f\x98\x80", 4, "x" ELLIPSIS);
+
+    /* Every cut of a long mixed string ends on a character boundary. */
+    const char *mixed = "a<\xc3\xa9>&\xe2\x82\xac\xf0\x9f\x98\x80z";
+    for (size_t max = 0; max <= strlen(mixed) + 1; max++) {
+        char *out = text_slack_escape(mixed, max);
+        assert_non_null(out);
+        if (!text_utf8_valid(out, strlen(out)))
+            fail_msg("cut at %zu split a character: %s", max, out);
+        free(out);
+    }
+
+    /* A large input: the output is bounded by max_in, escaped, plus the mark. */
+    size_t n = 100000;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, '<', n);
+    big[n] = 0;
+    char *out = text_slack_escape(big, 3000);
+    assert_non_null(out);
+    assert_int_equal(strlen(out), 3000 * 4 + strlen(ELLIPSIS));
+    free(out);
+    free(big);
+}
+
+static void check_copy(size_t size, const char *src, const char *expected)
+{
+    char buf[64];
+    memset(buf, 'Z', sizeof(buf));
+    assert_true(size <= sizeof(buf));
+    char *r = text_copy(buf, size, src);
+    assert_ptr_equal(r, buf);
+    if (strcmp(buf, expected) != 0)
+        fail_msg("text_copy(%zu, \"%s\"): expected \"%s\", got \"%s\"", size, src, expected, buf);
+    for (size_t i = size; i < sizeof(buf); i++)
+        if (buf[i] != 'Z')
+            fail_msg("text_copy(%zu, \"%s\") wrote byte %zu", size, src, i);
+}
+
+static void test_text_copy(void **state)
+{
+    (void)state;
+    check_copy(1, "abc", "");
+    check_copy(2, "abc", "a");
+    check_copy(3, "abc", "ab");
+    check_copy(4, "abc", "abc");
+    check_copy(10, "abc", "abc");
+    check_copy(10, "", "");
+    check_copy(1, "", "");
+    /* "héllo": é is 2 bytes */
+    check_copy(2, "h\xc3\xa9llo", "h");
+    check_copy(3, "h\xc3\xa9llo", "h");
+    check_copy(4, "h\xc3\xa9llo", "h\xc3\xa9");
+    check_copy(2, "\xe2\x82\xac", "");
+    check_copy(3, "\xe2\x82\xac", "");
+    check_copy(4, "\xe2\x82\xac", "\xe2\x82\xac");
+    check_copy(4, "\xf0\x9f\x98\x80", "");
+    check_copy(5, "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80");
+    check_copy(5, "ab\xf0\x9f\x98\x80", "ab");
+    check_copy(7, "ab\xf0\x9f\x98\x80", "ab\xf0\x9f\x98\x80");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_utf8_invalid),
+        cmocka_unit_test(test_slack_escape),
+        cmocka_unit_test(test_slack_escape_truncation),
+        cmocka_unit_test(test_text_copy),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
