@@ -180,7 +180,7 @@ static const struct playbook_type *type_with_defaults(void)
     for (const struct playbook_type *const *t = playbook_types; *t != NULL; t++) {
         struct playbook *pb;
         struct error err;
-        if (playbook_create(&pb, (*t)->name, *t, NULL, false, &err) == 0) {
+        if (playbook_create(&pb, (*t)->name, *t, NULL, false, NULL, &err) == 0) {
             playbook_destroy(pb);
             return *t;
         }
@@ -357,7 +357,7 @@ static void test_error_nesting(void **state)
         yaml[n] = 0;
         struct config_node *root = (struct config_node *)(uintptr_t)1;
         struct error err = {{0}};
-        int rc = config_tree_read(&root, NAME, yaml, strlen(yaml), &err);
+        int rc = config_tree_read(&root, NAME, yaml, strlen(yaml), true, &err);
         if (depth <= 32) {
             if (rc != 0)
                 fail_msg("depth %d refused: %s", depth, err.msg);

@@ -60,8 +60,10 @@ static int refuse_init(struct playbook *pb, const struct config_node *params, st
     return error_set(err, "refused by the test");
 }
 
-static const struct playbook_type test_noop = {"test-noop", noop_init, noop_run, noop_destroy};
-static const struct playbook_type test_refuse = {"test-refuse", refuse_init, noop_run, noop_destroy};
+static const struct playbook_type test_noop = {
+    .name = "test-noop", .init = noop_init, .run = noop_run, .destroy = noop_destroy};
+static const struct playbook_type test_refuse = {
+    .name = "test-refuse", .init = refuse_init, .run = noop_run, .destroy = noop_destroy};
 
 __attribute__((weak)) const struct playbook_type *const playbook_types[] = {&test_noop, &test_refuse, NULL};
 
