@@ -38,11 +38,15 @@ static void delete_pod_destroy(struct playbook *pb)
     pb->ctx = NULL;
 }
 
-static char *delete_options(const struct delete_pod *d, const struct target *t)
+/* The API server reads DeleteOptions from the body when there is one and then ignores the query, so
+ * dry run goes in the body too. */
+static char *delete_options(const struct delete_pod *d, const struct target *t, bool dry_run)
 {
     cJSON *opts = cJSON_CreateObject();
     cJSON_AddStringToObject(opts, "apiVersion", "v1");
     cJSON_AddStringToObject(opts, "kind", "DeleteOptions");
+    if (dry_run)
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(opts, "dryRun"), cJSON_CreateString("All"));
     if (d->grace_period_seconds >= 0)
         cJSON_AddNumberToObject(opts, "gracePeriodSeconds", (double)d->grace_period_seconds);
     if (t->uid != NULL)
@@ -58,7 +62,7 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
     enum outcome o = target_pod(a, pb->env, &t, res);
     if (o != OUTCOME_OK)
         return o;
-    char path[512], *body = delete_options(pb->ctx, &t);
+    char path[512], *body = delete_options(pb->ctx, &t, pb->dry_run);
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t.ns, t.pod);

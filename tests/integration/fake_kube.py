@@ -1,0 +1,1423 @@
+"""fake_kube.py: a fake Kubernetes API server for the integration tests.
+
+FakeKube serves, over HTTPS on a loopback port, the REST calls playbookd makes (get, delete and patch
+pods; get and patch nodes; create NetworkPolicies and events.k8s.io Events) and answers them the way
+kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
+schemas in shared/k8s-schemas, JSON and merge patches, optimistic concurrency and dryRun=All. It makes its
+own CA and certificates, accepts a bearer token or a client certificate, records every request, and
+injects faults (error statuses with Retry-After, delays, dropped connections) on demand.
+Debian's python3 with python3-cryptography and python3-jsonschema; nothing else.
+"""
+
+import base64
+import copy
+import datetime
+import functools
+import ipaddress
+import json
+import os
+import re
+import secrets
+import socket
+import ssl
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jsonschema
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCHEMA_DIR = os.path.join(ROOT, "..", "shared", "k8s-schemas")
+
+# ---------------------------------------------------------------------------------------------------
+# Status objects and the errors kube-apiserver answers with (k8s.io/apimachinery/pkg/api/errors)
+
+
+class ApiError(Exception):
+    """A failed request: the HTTP code and the Status object kube-apiserver would send."""
+
+    def __init__(self, code, reason, message, details=None):
+        super().__init__(message)
+        self.code = code
+        self.status = status_object(code, reason, message, details)
+
+
+def status_object(code, reason, message, details=None):
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message}
+    body["reason"] = reason
+    if details is not None:
+        body["details"] = details
+    body["code"] = code
+    return body
+
+
+def status_details(name="", kind="", group="", causes=None):
+    pairs = [("name", name), ("group", group), ("kind", kind), ("causes", causes)]
+    return {key: value for key, value in pairs if value}
+
+
+def qualified(resource, group):
+    return f"{resource}.{group}" if group else resource
+
+
+def bad_request(message):
+    return ApiError(400, "BadRequest", message)
+
+
+def not_found(resource, name, group=""):
+    message = f'{qualified(resource, group)} "{name}" not found'
+    return ApiError(404, "NotFound", message, status_details(name, resource, group))
+
+
+def conflict(resource, name, why, group=""):
+    message = f'Operation cannot be fulfilled on {qualified(resource, group)} "{name}": {why}'
+    return ApiError(409, "Conflict", message, status_details(name, resource, group))
+
+
+def already_exists(resource, name, group=""):
+    message = f'{qualified(resource, group)} "{name}" already exists'
+    return ApiError(409, "AlreadyExists", message, status_details(name, resource, group))
+
+
+def unsupported_media_type(accepted):
+    message = "the body of the request was in an unknown format - accepted media types include: "
+    message += ", ".join(accepted)
+    return ApiError(415, "UnsupportedMediaType", message)
+
+
+def patch_rejected(cause):
+    """What errors.NewGenericServerResponse(422, ...) gives when a JSON patch does not apply."""
+    causes = [{"reason": "UnexpectedServerResponse", "message": cause}]
+    message = "the server rejected our request due to an error in our request"
+    return ApiError(422, "Invalid", message, {"causes": causes})
+
+
+UNAUTHORIZED = (401, status_object(401, "Unauthorized", "Unauthorized"))
+NO_SUCH_PATH = ApiError(404, "NotFound", "the server could not find the requested resource", {})
+NO_SUCH_METHOD = ApiError(405, "MethodNotAllowed",
+                          "the server does not allow this method on the requested resource", {})
+
+# ---------------------------------------------------------------------------------------------------
+# Field errors and 422 Invalid (k8s.io/apimachinery/pkg/util/validation/field)
+
+OMIT = object()
+ERROR_TYPES = {
+    "Required": ("FieldValueRequired", "Required value"),
+    "Invalid": ("FieldValueInvalid", "Invalid value"),
+    "NotSupported": ("FieldValueNotSupported", "Unsupported value"),
+    "Duplicate": ("FieldValueDuplicate", "Duplicate value"),
+    "Forbidden": ("FieldValueForbidden", "Forbidden"),
+}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+    body: str
+
+    def __str__(self):
+        return f"{self.field}: {self.body}"
+
+
+def go_value(value):
+    """A bad value as the field error messages print it."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+def field_error(kind, field, value=OMIT, detail=""):
+    reason, text = ERROR_TYPES[kind]
+    if value is not OMIT:
+        text += ": " + go_value(value)
+    if detail:
+        text += ": " + detail
+    return FieldError(field, reason, text)
+
+
+def required(field, detail=""):
+    return field_error("Required", field, detail=detail)
+
+
+def invalid_value(field, value, detail):
+    return field_error("Invalid", field, value, detail)
+
+
+def not_supported(field, value, supported):
+    return field_error("NotSupported", field, value, "supported values: " + ", ".join(f'"{s}"' for s in supported))
+
+
+def invalid(kind, group, name, errors):
+    """errors.NewInvalid: 422 with one cause per field error."""
+    errors = list(dict.fromkeys(errors))
+    summary = str(errors[0]) if len(errors) == 1 else "[" + ", ".join(map(str, errors)) + "]"
+    causes = [{"reason": e.reason, "message": e.body, "field": e.field} for e in errors]
+    message = f'{qualified(kind, group)} "{name}" is invalid: {summary}'
+    return ApiError(422, "Invalid", message, status_details(name, kind, group, causes))
+
+
+def invalid_options(kind, errors):
+    return invalid(kind, "meta.k8s.io", "", errors)
+
+
+def field_path(parts):
+    """["spec", "ingress", 0, "from"] -> "spec.ingress[0].from"."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else ("." if text else "") + str(part)
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# Name and label syntax (k8s.io/apimachinery/pkg/util/validation)
+
+DNS1123_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN = f"{DNS1123_LABEL}(\\.{DNS1123_LABEL})*"
+QUALIFIED_NAME = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+LABEL_VALUE = f"({QUALIFIED_NAME})?"
+QUALIFIED_NAME_MSG = ("must consist of alphanumeric characters, '-', '_' or '.', "
+                      "and must start and end with an alphanumeric character")
+SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', "
+                 "and must start and end with an alphanumeric character")
+LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+                   "and must start and end with an alphanumeric character")
+
+
+def regex_error(message, regex, *examples):
+    shown = " or ".join(f"'{e}', " for e in examples)
+    return f"{message} (e.g. {shown}regex used for validation is '{regex}')"
+
+
+def dns_subdomain_errors(value):
+    errors = ["must be no more than 253 characters"] if len(value) > 253 else []
+    if not re.fullmatch(DNS1123_SUBDOMAIN, value):
+        errors.append(regex_error(SUBDOMAIN_MSG, DNS1123_SUBDOMAIN, "example.com"))
+    return errors
+
+
+def qualified_name_regex_error():
+    return regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME, "MyName", "my.name", "123-abc")
+
+
+def qualified_name_errors(value):
+    parts = value.split("/")
+    if len(parts) > 2:
+        return ["a qualified name " + qualified_name_regex_error()
+                + " with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"]
+    errors = []
+    if len(parts) == 2:
+        prefix = parts[0]
+        errors += ["prefix part " + m for m in (dns_subdomain_errors(prefix) if prefix else ["must be non-empty"])]
+    name = parts[-1]
+    if not name:
+        errors.append("name part must be non-empty")
+    elif len(name) > 63:
+        errors.append("name part must be no more than 63 characters")
+    if not re.fullmatch(QUALIFIED_NAME, name):
+        errors.append("name part " + qualified_name_regex_error())
+    return errors
+
+
+def label_value_errors(value):
+    errors = ["must be no more than 63 characters"] if len(value) > 63 else []
+    if not re.fullmatch(LABEL_VALUE, value):
+        errors.append(regex_error(LABEL_VALUE_MSG, LABEL_VALUE, "MyValue", "my_value", "12345"))
+    return errors
+
+
+def validate_labels(labels, path):
+    errors = []
+    for key, value in (labels or {}).items():
+        errors += [invalid_value(path, key, m) for m in qualified_name_errors(key)]
+        errors += [invalid_value(path, value, m) for m in label_value_errors(value or "")]
+    return errors
+
+
+def validate_metadata(meta):
+    """The parts of ValidateObjectMeta a created object can get wrong."""
+    errors = []
+    name = meta.get("name") or ""
+    errors += [invalid_value("metadata.name", name, m) for m in dns_subdomain_errors(name)]
+    errors += validate_labels(meta.get("labels"), "metadata.labels")
+    for key in meta.get("annotations") or {}:
+        errors += [invalid_value("metadata.annotations", key, m) for m in qualified_name_errors(key)]
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------------
+# Decoding against the strict schemas: type errors and unknown fields are what the decoder rejects
+
+
+@functools.lru_cache(maxsize=None)
+def schema_validator(name):
+    # The files declare "$schema": "http://json-schema.org/schema#" (no draft); Draft 7 covers every keyword.
+    with open(os.path.join(SCHEMA_DIR, name)) as f:
+        return jsonschema.Draft7Validator(json.load(f))
+
+
+def json_type(value):
+    names = {dict: "object", list: "array", str: "string", bool: "bool", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+@dataclass
+class Decoded:
+    """Schema violations sorted as kube-apiserver meets them: decoding errors, then validation."""
+    type_errors: list
+    unknown_fields: list
+    missing: list
+
+
+def decode_against(schema_name, kind, obj, prefix=()):
+    found = Decoded([], [], [])
+    for error in schema_validator(schema_name).iter_errors(obj):
+        path = [*prefix, *error.absolute_path]
+        if error.validator == "additionalProperties":
+            known = error.schema.get("properties", {})
+            found.unknown_fields += [f'unknown field "{field_path(path + [k])}"'
+                                     for k in error.instance if k not in known]
+        elif error.validator == "required":
+            found.missing += [required(field_path(path + [k]))
+                              for k in error.validator_value if k not in error.instance]
+        else:
+            found.type_errors.append(f"json: cannot unmarshal {json_type(error.instance)} into Go struct field "
+                                     f"{kind}.{field_path(path)} ({error.message})")
+    return found
+
+
+def strict_error(unknown_fields):
+    return "strict decoding error: " + ", ".join(unknown_fields)
+
+
+def parse_json(body):
+    try:
+        return json.loads(body)
+    except ValueError as e:
+        raise bad_request(f"invalid JSON: {e}") from None
+
+
+def check_json_content_type(headers):
+    media_type = headers.get("content-type", "").split(";")[0].strip()
+    if media_type not in ("", "application/json"):
+        raise unsupported_media_type(["application/json"])
+
+
+def check_type_meta(obj, kind, group_version):
+    api_version = obj.get("apiVersion")
+    if api_version and api_version != group_version:
+        raise bad_request(f"the API version in the data ({api_version}) does not match "
+                          f"the expected API version ({group_version})")
+    if obj.get("kind") and obj["kind"] != kind:
+        raise bad_request(f'no kind "{obj["kind"]}" is registered for version "{group_version}" in scheme')
+
+
+MICROTIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)")
+
+
+def microtime_errors(obj, paths):
+    """metav1.MicroTime only parses RFC 3339 with exactly six fractional digits; anything else fails decoding."""
+    errors = []
+    for path in paths:
+        value = functools.reduce(child, path.split("."), obj)
+        if isinstance(value, str) and not MICROTIME.fullmatch(value):
+            errors.append(f'parsing time "{value}" as "2006-01-02T15:04:05.000000Z07:00": '
+                          f"cannot parse as RFC3339Micro ({path})")
+    return errors
+
+
+def decode_created(body, kind, group_version, schema_name, microtimes=()):
+    """The object of a create request, or 400 exactly where kube-apiserver's decoder fails."""
+    obj = parse_json(body)
+    if not isinstance(obj, dict):
+        raise bad_request(f"the object provided is unrecognized (must be of type {kind}): expected an object")
+    check_type_meta(obj, kind, group_version)
+    found = decode_against(schema_name, kind, obj)
+    problems = found.type_errors + microtime_errors(obj, microtimes)
+    if not problems and found.unknown_fields:
+        problems = [strict_error(found.unknown_fields)]
+    if problems:
+        version = group_version.split("/")[-1]
+        raise bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {problems[0]}')
+    obj = {"kind": kind, "apiVersion": group_version, **obj, "metadata": obj.get("metadata") or {}}
+    return obj, found.missing
+
+
+# ---------------------------------------------------------------------------------------------------
+# Patches: RFC 6902 JSON patch with the messages of evanphx/json-patch, RFC 7386 merge patch
+
+PATCH_TYPES = ["application/json-patch+json", "application/merge-patch+json"]
+
+
+def pointer_tokens(path):
+    return [t.replace("~1", "/").replace("~0", "~") for t in path.split("/")[1:]]
+
+
+def child(container, token):
+    if isinstance(container, dict):
+        return container.get(token)
+    if isinstance(container, list) and token.isdigit() and int(token) < len(container):
+        return container[int(token)]
+    return None
+
+
+def parent_of(doc, path):
+    """(container, last token) for a JSON pointer, or (None, None) when the parent does not exist."""
+    if not path.startswith("/"):
+        return None, None
+    tokens = pointer_tokens(path)
+    container = functools.reduce(child, tokens[:-1], doc)
+    return (container, tokens[-1]) if isinstance(container, (dict, list)) else (None, None)
+
+
+def array_index(container, token, path, op, extra=0):
+    if not re.fullmatch(r"-?\d+", token):
+        raise patch_rejected(f"error in {op} for path: '{path}': value was not a proper array index: '{token}'")
+    index = int(token)
+    if not 0 <= index < len(container) + extra:
+        raise patch_rejected(f"error in {op} for path: '{path}': Unable to access invalid index: {index}: "
+                             "invalid index referenced")
+    return index
+
+
+def patch_add(doc, path, value):
+    container, key = parent_of(doc, path)
+    if container is None:
+        raise patch_rejected(f'add operation does not apply: doc is missing path: "{path}": missing value')
+    if isinstance(container, dict):
+        container[key] = value
+    elif key == "-":
+        container.append(value)
+    else:
+        container.insert(array_index(container, key, path, "add", extra=1), value)
+
+
+def patch_remove(doc, path):
+    container, key = parent_of(doc, path)
+    if container is None:
+        raise patch_rejected(f'remove operation does not apply: doc is missing path: "{path}": missing value')
+    if isinstance(container, list):
+        return container.pop(array_index(container, key, path, "remove"))
+    if key not in container:
+        raise patch_rejected(f"error in remove for path: '{path}': Unable to remove nonexistent key: {key}: "
+                             "missing value")
+    return container.pop(key)
+
+
+def patch_get(doc, path, op):
+    container, key = parent_of(doc, path)
+    if container is None or (isinstance(container, dict) and key not in container):
+        raise patch_rejected(f"{op} operation does not apply: doc is missing path: {path}: missing value")
+    return container[array_index(container, key, path, op) if isinstance(container, list) else key]
+
+
+def json_equal(a, b):
+    """Equality of JSON values, where true is not 1 and 1 is not 1.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(json_equal, a, b))
+    return a == b
+
+
+def patch_test(doc, path, value):
+    if path == "":
+        actual = doc
+    else:
+        container, key = parent_of(doc, path)
+        if container is None:
+            raise patch_rejected(f"test operation does not apply: is missing path: {path}: missing value")
+        actual = child(container, key)
+    if not json_equal(actual, value):
+        raise patch_rejected(f"testing value {path} failed: test failed")
+
+
+def apply_operation(doc, op):
+    kind, path, value = op.get("op"), op.get("path", ""), op.get("value")
+    if kind == "add":
+        patch_add(doc, path, value)
+    elif kind == "remove":
+        patch_remove(doc, path)
+    elif kind == "replace":
+        if path == "":
+            return value
+        patch_get(doc, path, "replace")
+        patch_remove(doc, path)
+        patch_add(doc, path, value)
+    elif kind == "test":
+        patch_test(doc, path, value)
+    elif kind in ("move", "copy"):
+        moved = patch_get(doc, op.get("from", ""), kind)
+        patch_add(doc, path, patch_remove(doc, op["from"]) if kind == "move" else copy.deepcopy(moved))
+    else:
+        raise patch_rejected(f"Unexpected kind: {kind}")
+    return doc
+
+
+def json_patch(current, body):
+    ops = parse_json(body)
+    if not isinstance(ops, list) or not all(isinstance(op, dict) for op in ops):
+        raise bad_request("json: cannot unmarshal into Go value of type jsonpatch.Patch: "
+                          "a JSON patch is an array of objects")
+    return functools.reduce(apply_operation, ops, copy.deepcopy(current))
+
+
+def merge(target, patch):
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge(result.get(key), value)
+    return result
+
+
+def merge_patch(current, body):
+    try:
+        patch = json.loads(body)
+    except ValueError:
+        patch = None
+    if not isinstance(patch, dict):
+        raise bad_request("Invalid JSON Patch")
+    return merge(current, patch)
+
+
+def patch_function(headers):
+    media_type = headers.get("content-type", "").split(";")[0].strip()
+    if media_type not in PATCH_TYPES:
+        raise unsupported_media_type(PATCH_TYPES)
+    return json_patch if media_type == PATCH_TYPES[0] else merge_patch
+
+
+def patch_invalid(patched, message):
+    """A patched object that no longer decodes: errors.NewInvalid(GroupKind{}, "", patch: ...)."""
+    return invalid("", "", "", [invalid_value("patch", json.dumps(patched, separators=(",", ":")), message)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# Object rules (pkg/apis/core/validation, pkg/apis/networking/validation)
+
+TAINT_EFFECTS = ["NoSchedule", "PreferNoSchedule", "NoExecute"]
+POD_MUTABLE_SPEC = ("activeDeadlineSeconds", "tolerations")
+POD_SPEC_FORBIDDEN = ("pod updates may not change fields other than `spec.containers[*].image`,"
+                      "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,"
+                      "`spec.tolerations` (only additions to existing tolerations),"
+                      "`spec.terminationGracePeriodSeconds` "
+                      "(allow it to be set to 1 if it was previously negative)")
+
+
+def validate_taint(taint, path, seen):
+    key = taint.get("key") or ""
+    errors = [invalid_value(f"{path}.key", key, m) for m in qualified_name_errors(key)]
+    value = taint.get("value") or ""
+    if label_value_errors(value):
+        errors.append(invalid_value(f"{path}.value", value, ";".join(label_value_errors(value))))
+    effect = taint.get("effect") or ""
+    if not effect:
+        errors.append(required(f"{path}.effect"))
+    elif effect not in TAINT_EFFECTS:
+        errors.append(not_supported(f"{path}.effect", effect, TAINT_EFFECTS))
+    if (taint.get("key"), effect) in seen:
+        errors.append(field_error("Duplicate", path, taint, "taints must be unique by key and effect pair"))
+    seen.add((taint.get("key"), effect))
+    return errors
+
+
+def validate_node(node):
+    meta = node["metadata"]
+    errors = validate_labels(meta.get("labels"), "metadata.labels")
+    seen = set()
+    for i, taint in enumerate(taints_of(node)):
+        errors += validate_taint(taint or {}, f"spec.taints[{i}]", seen)
+    return errors
+
+
+def taints_of(node):
+    return (node.get("spec") or {}).get("taints") or []
+
+
+def pod_spec_without_mutable_fields(spec):
+    spec = {k: v for k, v in spec.items() if k not in POD_MUTABLE_SPEC}
+    for field in ("containers", "initContainers"):
+        spec[field] = [{k: v for k, v in c.items() if k != "image"} for c in spec.get(field) or []]
+    return spec
+
+
+def validate_pod_update(old, new):
+    errors = validate_labels(new["metadata"].get("labels"), "metadata.labels")
+    if pod_spec_without_mutable_fields(old.get("spec")) != pod_spec_without_mutable_fields(new.get("spec")):
+        errors.append(field_error("Forbidden", "spec", detail=POD_SPEC_FORBIDDEN))
+    return errors
+
+
+def pod_decode_errors(pod):
+    """The pod schema is not in shared/k8s-schemas: check the metadata maps a patch is likely to touch."""
+    meta = pod.get("metadata")
+    if not isinstance(meta, dict):
+        return [f"json: cannot unmarshal {json_type(meta)} into Go struct field Pod.metadata"]
+    errors = []
+    for field in ("labels", "annotations"):
+        values = meta.get(field) or {}
+        if not isinstance(values, dict) or not all(isinstance(v, (str, type(None))) for v in values.values()):
+            errors.append(f"json: cannot unmarshal into Go struct field ObjectMeta.metadata.{field}")
+    spec = pod.get("spec")
+    containers = spec.get("containers") if isinstance(spec, dict) else None
+    if not isinstance(containers, list) or not all(isinstance(c, dict) for c in containers):
+        errors.append("json: cannot unmarshal into Go struct field Pod.spec of type v1.PodSpec")
+    return errors
+
+
+def validate_selector(selector, path):
+    errors = validate_labels(selector.get("matchLabels"), f"{path}.matchLabels")
+    for i, expression in enumerate(selector.get("matchExpressions") or []):
+        expression = expression or {}
+        where = f"{path}.matchExpressions[{i}]"
+        operator, values = expression.get("operator") or "", expression.get("values")
+        if operator in ("In", "NotIn") and not values:
+            errors.append(required(f"{where}.values", "must be specified when `operator` is 'In' or 'NotIn'"))
+        elif operator in ("Exists", "DoesNotExist") and values:
+            errors.append(field_error("Forbidden", f"{where}.values",
+                                      detail="may not be specified when `operator` is 'Exists' or 'DoesNotExist'"))
+        elif operator not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            errors.append(invalid_value(f"{where}.operator", operator, "not a valid selector operator"))
+        key = expression.get("key") or ""
+        errors += [invalid_value(f"{where}.key", key, m) for m in qualified_name_errors(key)]
+    return errors
+
+
+def port_name_errors(name):
+    checks = [(len(name) > 15, "must be no more than 15 characters"),
+              (not re.fullmatch("[-a-z0-9]+", name),
+               "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"),
+              (not re.search("[a-z]", name), "must contain at least one letter (a-z)"),
+              ("--" in name, "must not contain consecutive hyphens"),
+              (name.startswith("-") or name.endswith("-"), "must not begin or end with a hyphen")]
+    return [message for failed, message in checks if failed]
+
+
+def validate_port(port, path):
+    errors = []
+    protocol, number, end = port.get("protocol"), port.get("port"), port.get("endPort")
+    if protocol is not None and protocol not in ("TCP", "UDP", "SCTP"):
+        errors.append(not_supported(f"{path}.protocol", protocol, ["TCP", "UDP", "SCTP"]))
+    if isinstance(number, int):
+        errors += [invalid_value(f"{path}.{f}", v, "must be between 1 and 65535, inclusive")
+                   for f, v in (("port", number), ("endPort", end)) if v is not None and not 1 <= v <= 65535]
+        if end is not None and end < number:
+            errors.append(invalid_value(f"{path}.endPort", number, "must be greater than or equal to `port`"))
+    elif isinstance(number, str):
+        errors += [invalid_value(f"{path}.port", number, m) for m in port_name_errors(number)]
+        if end is not None:
+            errors.append(invalid_value(f"{path}.endPort", end, "may not be specified when `port` is non-numeric"))
+    elif end is not None:
+        errors.append(invalid_value(f"{path}.endPort", end, "may not be specified when `port` is not specified"))
+    return errors
+
+
+def parse_cidr(text):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def validate_ip_block(block, path):
+    if not block.get("cidr"):
+        return [required(f"{path}.cidr")]
+    cidr = parse_cidr(block["cidr"])
+    if cidr is None:
+        detail = "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+        return [invalid_value(f"{path}.cidr", block["cidr"], detail)]
+    errors = []
+    for i, text in enumerate(block.get("except") or []):
+        excluded = parse_cidr(text)
+        strict_subset = excluded is not None and excluded.version == cidr.version and excluded != cidr
+        if not strict_subset or not excluded.subnet_of(cidr):
+            errors.append(invalid_value(f"{path}.except[{i}]", text, "must be a strict subset of `cidr`"))
+    return errors
+
+
+def validate_peer(peer, path):
+    errors = []
+    for field in ("podSelector", "namespaceSelector"):
+        if peer.get(field) is not None:
+            errors += validate_selector(peer[field], f"{path}.{field}")
+    if peer.get("ipBlock") is not None:
+        errors += validate_ip_block(peer["ipBlock"], f"{path}.ipBlock")
+    present = [f for f in ("podSelector", "namespaceSelector", "ipBlock") if peer.get(f) is not None]
+    if not present:
+        errors.append(required(path, "must specify a peer"))
+    elif len(present) > 1 and "ipBlock" in present:
+        errors.append(field_error("Forbidden", path, detail="may not specify both ipBlock and another peer"))
+    return errors
+
+
+def validate_rules(spec, direction, peers):
+    errors = []
+    for i, rule in enumerate(spec.get(direction) or []):
+        path, rule = f"spec.{direction}[{i}]", rule or {}
+        for j, port in enumerate(rule.get("ports") or []):
+            errors += validate_port(port or {}, f"{path}.ports[{j}]")
+        for j, peer in enumerate(rule.get(peers) or []):
+            errors += validate_peer(peer or {}, f"{path}.{peers}[{j}]")
+    return errors
+
+
+def validate_network_policy(policy):
+    spec = policy.get("spec") or {}
+    errors = validate_metadata(policy["metadata"])
+    errors += validate_selector(spec.get("podSelector") or {}, "spec.podSelector")
+    errors += validate_rules(spec, "ingress", "from") + validate_rules(spec, "egress", "to")
+    types = spec.get("policyTypes") or []
+    if len(types) > 2:
+        return errors + [invalid_value("spec.policyTypes", types, "may not specify more than two policyTypes")]
+    return errors + [not_supported(f"spec.policyTypes[{i}]", t, ["Ingress", "Egress"])
+                     for i, t in enumerate(types) if t not in ("Ingress", "Egress")]
+
+
+def default_network_policy(policy):
+    """SetDefaults_NetworkPolicy: protocol TCP, and policyTypes from the rules present."""
+    spec = policy.setdefault("spec", {}) or {}
+    for rule in (spec.get("ingress") or []) + (spec.get("egress") or []):
+        for port in (rule or {}).get("ports") or []:
+            if port is not None:
+                port.setdefault("protocol", "TCP")
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress"] + (["Egress"] if spec.get("egress") else [])
+    policy["spec"] = spec
+
+
+def length_error(field, value, limit):
+    too_long = len(value.encode()) > limit
+    return [invalid_value(field, "", f"can have at most {limit} characters")] if too_long else []
+
+
+def validate_event(event, namespace):
+    """ValidateEventCreate for events.k8s.io/v1, plus: regarding must be present."""
+    regarding = event.get("regarding")
+    errors = [] if regarding else [required("regarding")]
+    regarding_ns = (regarding or {}).get("namespace") or ""
+    if (regarding_ns and regarding_ns != namespace) or (not regarding_ns and namespace != "default"):
+        errors.append(invalid_value("involvedObject.namespace", regarding_ns, "does not match event.namespace"))
+    errors += validate_metadata(event["metadata"])
+    if not event.get("eventTime"):
+        errors.append(required("eventTime"))
+    if event.get("type") not in ("Normal", "Warning"):
+        errors.append(invalid_value("type", "", f"has invalid value: {event.get('type') or ''}"))
+    controller = event.get("reportingController") or ""
+    errors += [required("reportingController")] if not controller else [
+        invalid_value("reportingController", controller, m) for m in qualified_name_errors(controller)]
+    for field in ("reportingInstance", "action", "reason"):
+        value = event.get(field) or ""
+        errors += [required(field)] if not value else length_error(field, value, 128)
+    return errors + length_error("note", event.get("note") or "", 1024)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Updates: what happens to a patched pod or node before it is stored
+
+
+NAMESPACE_MISMATCH = "the namespace of the provided object does not match the namespace sent on the request"
+OBJECT_MODIFIED = "the object has been modified; please apply your changes to the latest version and try again"
+
+
+def checked_update(resource, current, patched):
+    """The patched object as it would be stored, or the error kube-apiserver answers with."""
+    check_decodes(current["kind"], patched)
+    check_identity(resource, current["metadata"], patched)
+    keep_system_fields(current, patched)
+    old_uid, uid = current["metadata"]["uid"], patched["metadata"]["uid"]
+    errors = [invalid_value("metadata.uid", uid, "field is immutable")] if uid != old_uid else []
+    errors += validate_node_update(patched) if current["kind"] == "Node" else validate_pod_update(current, patched)
+    if errors:
+        raise invalid(current["kind"], "", current["metadata"]["name"], errors)
+    return patched
+
+
+def check_decodes(kind, patched):
+    """The patched JSON must decode into the typed object again, strictly."""
+    if not isinstance(patched, dict):
+        raise patch_invalid(patched, f"json: cannot unmarshal {json_type(patched)} into Go value of type {kind}")
+    errors = decode_node(patched) if kind == "Node" else pod_decode_errors(patched)
+    if errors:
+        raise patch_invalid(patched, errors[0])
+
+
+def check_identity(resource, old_meta, patched):
+    """Same name and namespace as the URL; a resourceVersion, if the patch leaves one, must be the current one."""
+    meta = patched.get("metadata") or {}
+    patched["metadata"] = meta
+    if meta.get("name") != old_meta["name"]:
+        raise bad_request(f"the name of the object ({meta.get('name') or ''}) does not match "
+                          f"the name on the URL ({old_meta['name']})")
+    if meta.get("namespace") != old_meta.get("namespace"):
+        raise bad_request(NAMESPACE_MISMATCH)
+    if meta.get("resourceVersion") not in (None, "", old_meta["resourceVersion"]):
+        raise conflict(resource, old_meta["name"], OBJECT_MODIFIED)
+
+
+def keep_system_fields(current, patched):
+    """resourceVersion and creationTimestamp are the server's; status cannot change through the main resource."""
+    meta, old_meta = patched["metadata"], current["metadata"]
+    meta.update(resourceVersion=old_meta["resourceVersion"], creationTimestamp=old_meta["creationTimestamp"])
+    meta.setdefault("uid", old_meta["uid"])
+    patched.pop("status", None)
+    if "status" in current:
+        patched["status"] = copy.deepcopy(current["status"])
+
+
+def node_schema_problems(node):
+    """node-v1.json for the node, and taint.json for each taint."""
+    found = decode_against("node-v1.json", "Node", node)
+    if not found.type_errors:
+        for i, taint in enumerate(taints_of(node)):
+            each = decode_against("taint.json", "Node", taint or {}, ["spec", "taints", i])
+            found.type_errors += each.type_errors
+            found.unknown_fields += each.unknown_fields
+            found.missing += each.missing
+    return found
+
+
+def decode_node(node):
+    found = node_schema_problems(node)
+    if found.type_errors:
+        return found.type_errors
+    return [strict_error(list(dict.fromkeys(found.unknown_fields)))] if found.unknown_fields else []
+
+
+def validate_node_update(node):
+    """ValidateNode's rules first; a field the schemas require but those rules miss comes after."""
+    return validate_node(node) or node_schema_problems(node).missing
+
+
+# ---------------------------------------------------------------------------------------------------
+# DeleteOptions and dryRun (k8s.io/apiserver/pkg/endpoints/handlers/delete.go)
+
+DELETE_OPTION_TYPES = {"apiVersion": str, "kind": str, "gracePeriodSeconds": int, "preconditions": dict,
+                       "propagationPolicy": str, "dryRun": list, "orphanDependents": bool}
+PRECONDITION_FIELDS = ("preconditions.uid", "preconditions.resourceVersion")
+PROPAGATION_POLICIES = ["Foreground", "Background", "Orphan"]
+
+
+def dry_run_errors(values):
+    return [not_supported("dryRun", values, ["All"])] if any(value != "All" for value in values or []) else []
+
+
+def dry_run(values, options_kind):
+    """True for dryRun=All; 422 for any other value, as ValidateDryRun answers."""
+    errors = dry_run_errors(values)
+    if errors:
+        raise invalid_options(options_kind, errors)
+    return bool(values)
+
+
+def options_from_body(body):
+    options = parse_json(body)
+    if not isinstance(options, dict):
+        raise bad_request("json: cannot unmarshal into Go value of type v1.DeleteOptions")
+    preconditions = options.get("preconditions") or {}
+    fields = [*options, *(f"preconditions.{k}" for k in preconditions if isinstance(preconditions, dict))]
+    unknown = [f'unknown field "{f}"' for f in fields if f not in (*DELETE_OPTION_TYPES, *PRECONDITION_FIELDS)]
+    if unknown:
+        raise bad_request(strict_error(unknown))
+    for key, wanted in DELETE_OPTION_TYPES.items():
+        value = options.get(key)
+        if value is not None and (not isinstance(value, wanted) or (wanted is int and isinstance(value, bool))):
+            raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field "
+                              f"DeleteOptions.{key}")
+    if not all(isinstance(v, (str, type(None))) for v in preconditions.values()):
+        raise bad_request("json: cannot unmarshal into Go struct field DeleteOptions.preconditions of type string")
+    if options.get("kind", "DeleteOptions") != "DeleteOptions":
+        raise bad_request("decoded object cannot be converted to DeleteOptions")
+    return options
+
+
+def options_from_query(query):
+    options = {"dryRun": query.get("dryRun")}
+    booleans = {"true": True, "false": False}
+    for key, convert in (("gracePeriodSeconds", int), ("orphanDependents", booleans.__getitem__)):
+        if key in query:
+            try:
+                options[key] = convert(query[key][0])
+            except (ValueError, KeyError):
+                raise bad_request(f'invalid value for {key}: "{query[key][0]}"') from None
+    if "propagationPolicy" in query:
+        options["propagationPolicy"] = query["propagationPolicy"][0]
+    return options
+
+
+def delete_options(req):
+    """DeleteOptions come from the body when there is one, and then the query string is ignored."""
+    if req.body:
+        check_json_content_type(req.headers)
+    options = options_from_body(req.body) if req.body else options_from_query(req.query)
+    errors = []
+    if options.get("orphanDependents") is not None and options.get("propagationPolicy") is not None:
+        errors.append(invalid_value("propagationPolicy", options["propagationPolicy"],
+                                    "orphanDependents and deletionPropagation cannot be both set"))
+    if options.get("propagationPolicy") not in (None, *PROPAGATION_POLICIES):
+        policy = options["propagationPolicy"]
+        errors.append(not_supported("propagationPolicy", policy, [*PROPAGATION_POLICIES, "nil"]))
+    errors += dry_run_errors(options.get("dryRun"))
+    if errors:
+        raise invalid_options("DeleteOptions", errors)
+    options["dryRun"] = bool(options.get("dryRun"))
+    return options
+
+
+def check_preconditions(pod, options):
+    """rest.BeforeDelete checks the preconditions first, naming the kind (Pod), not the resource."""
+    meta, wanted = pod["metadata"], options.get("preconditions") or {}
+    name = meta["name"]
+    uid, version = wanted.get("uid"), wanted.get("resourceVersion")
+    if uid is not None and uid != meta["uid"]:
+        raise conflict("Pod", name, f"the UID in the precondition ({uid}) does not match the UID in record "
+                                    f"({meta['uid']}). The object might have been deleted and then recreated")
+    if version is not None and version != meta["resourceVersion"]:
+        raise conflict("Pod", name, f"the ResourceVersion in the precondition ({version}) does not match the "
+                                    f"ResourceVersion in record ({meta['resourceVersion']}). "
+                                    "The object might have been modified")
+
+
+def grace_period(pod, options):
+    """The pod strategy's CheckGracefulDelete: the option, else the pod's own, and 0 if it never ran."""
+    period = options.get("gracePeriodSeconds")
+    if period is None:
+        period = pod["spec"].get("terminationGracePeriodSeconds") or 0
+    if not pod["spec"].get("nodeName") or pod.get("status", {}).get("phase") in ("Failed", "Succeeded"):
+        period = 0
+    return 1 if period < 0 else period
+
+
+# ---------------------------------------------------------------------------------------------------
+# Certificates
+
+
+def timestamp(delta=0):
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=delta)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_certificate(common_name, key, issuer=None, issuer_key=None, usage=None, sans=()):
+    """A CA certificate when issuer is None, else a leaf signed by it for the given extended key usage."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    is_ca = issuer is None
+    builder = (x509.CertificateBuilder().subject_name(subject)
+               .issuer_name(subject if is_ca else issuer.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(hours=1))
+               .not_valid_after(now + datetime.timedelta(days=2))
+               .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+               .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=is_ca, crl_sign=is_ca,
+                                            content_commitment=False, key_encipherment=False,
+                                            data_encipherment=False, key_agreement=False, encipher_only=False,
+                                            decipher_only=False), critical=True)
+               .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+               .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key((issuer_key or key).public_key()),
+                              critical=False))
+    if usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                             serialization.NoEncryption())
+
+
+def b64(data):
+    return base64.b64encode(data).decode()
+
+
+def write_file(directory, name, data, mode=0o644):
+    path = os.path.join(directory, name)
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    os.chmod(path, mode)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requests and faults
+
+
+@dataclass
+class Request:
+    """One request as received. headers has lower-case names; status is None when the connection was dropped."""
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+    json: object
+    authenticated: bool
+    auth: object  # "token", "cert" or None
+    status: object = None
+
+
+@dataclass
+class Fault:
+    method: object
+    path: object
+    status: object
+    retry_after: object
+    times: object
+    delay: float
+    drop: bool
+
+    def matches(self, req):
+        return ((self.method is None or self.method == req.method)
+                and (self.path is None or re.search(self.path, req.path) is not None))
+
+
+FAULT_REASONS = {
+    400: ("BadRequest", "bad request"),
+    403: ("Forbidden", "forbidden"),
+    409: ("Conflict", OBJECT_MODIFIED),
+    429: ("TooManyRequests", "Too many requests, please try again later."),
+    500: ("InternalError", "Internal error occurred: injected fault"),
+    502: ("InternalError", "Internal error occurred: injected fault"),
+    503: ("ServiceUnavailable", "the server is currently unable to handle the request"),
+    504: ("Timeout", "the server was unable to return a response in the time allotted, "
+                     "but may still be processing the request"),
+}
+
+
+def fault_answer(fault):
+    phrase = HTTPStatus(fault.status).phrase
+    reason, message = FAULT_REASONS.get(fault.status, (phrase.replace(" ", ""), phrase))
+    details = {"retryAfterSeconds": fault.retry_after} if fault.retry_after is not None else None
+    headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
+    return fault.status, status_object(fault.status, reason, message, details), headers
+
+
+# ---------------------------------------------------------------------------------------------------
+# The server
+
+ROUTES = [
+    (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), "pod"),
+    (re.compile(r"/api/v1/nodes/([^/]+)"), "node"),
+    (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies/([^/]+)"), "policy"),
+    (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies"), "policies"),
+    (re.compile(r"/apis/events\.k8s\.io/v1/namespaces/([^/]+)/events"), "events"),
+]
+GENERATED_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class FakeKube:
+    """A fake kube-apiserver on https://127.0.0.1:PORT; see the module comment."""
+
+    def __init__(self, workdir):
+        os.makedirs(workdir, exist_ok=True)
+        self.workdir = workdir
+        self.token = secrets.token_urlsafe(32)
+        self._lock = threading.Lock()
+        self._version = 0
+        self._pods, self._nodes, self._policies, self._events = {}, {}, {}, {}
+        self._requests, self._faults = [], []
+        self._server = _Server(self, self._make_pki())
+        self.port = self._server.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), name="fake-kube",
+                                        daemon=True)
+        self._thread.start()
+
+    def _make_pki(self):
+        ca_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
+        ca = make_certificate("fake-kube-ca", ca_key)
+        sans = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.IPAddress(ipaddress.ip_address("::1")),
+                x509.DNSName("localhost")]
+        server = make_certificate("kube-apiserver", server_key, ca, ca_key, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+        client = make_certificate("playbookd-test", client_key, ca, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
+        self.ca_pem, self.client_cert_pem = cert_pem(ca), cert_pem(client)
+        self.client_key_pem = key_pem(client_key)
+        self.ca_path = write_file(self.workdir, "ca.crt", self.ca_pem)
+        write_file(self.workdir, "ca.key", key_pem(ca_key), 0o600)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(write_file(self.workdir, "server.crt", cert_pem(server)),
+                                write_file(self.workdir, "server.key", key_pem(server_key), 0o600))
+        context.load_verify_locations(self.ca_path)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        return context
+
+    def stop(self):
+        """Stop listening and cut every open connection, as a server that went away."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_connections()
+        self._thread.join(timeout=5)
+
+    # -- credentials for the client --------------------------------------------------------------
+
+    def write_service_account(self, directory):
+        """The in-cluster layout of /var/run/secrets/kubernetes.io/serviceaccount."""
+        os.makedirs(directory, exist_ok=True)
+        write_file(directory, "token", self.token)
+        write_file(directory, "ca.crt", self.ca_pem)
+        write_file(directory, "namespace", "default")
+        return directory
+
+    def write_kubeconfig(self, path, embed=True, user="cert"):
+        """A kubeconfig as `kind` writes it; embed=False puts the PEM files beside it and names them."""
+        directory = os.path.dirname(os.path.abspath(path))
+        if embed:
+            ca_line = f"certificate-authority-data: {b64(self.ca_pem)}"
+            cert_lines = [f"client-certificate-data: {b64(self.client_cert_pem)}",
+                          f"client-key-data: {b64(self.client_key_pem)}"]
+        else:
+            ca_line = f"certificate-authority: {write_file(directory, 'ca.crt', self.ca_pem)}"
+            cert_lines = [f"client-certificate: {write_file(directory, 'client.crt', self.client_cert_pem)}",
+                          f"client-key: {write_file(directory, 'client.key', self.client_key_pem, 0o600)}"]
+        user_lines = cert_lines if user == "cert" else [f"token: {self.token}"]
+        text = "\n".join([
+            "apiVersion: v1", "clusters:", "- cluster:", f"    {ca_line}", f"    server: {self.url}",
+            "  name: kind-test", "contexts:", "- context:", "    cluster: kind-test", "    user: kind-test",
+            "  name: kind-test", "current-context: kind-test", "kind: Config", "preferences: {}", "users:",
+            "- name: kind-test", "  user:", *(f"    {line}" for line in user_lines)]) + "\n"
+        write_file(directory, os.path.basename(path), text, 0o600)
+        return path
+
+    # -- state: seeding and inspection -----------------------------------------------------------
+
+    def _bump(self):
+        self._version += 1
+        return str(self._version)
+
+    def _new_meta(self, name, namespace=None, uid=None, labels=None):
+        meta = {"name": name, "namespace": namespace, "uid": uid or str(uuid.uuid4()),
+                "resourceVersion": self._bump(), "creationTimestamp": timestamp(), "labels": labels}
+        return {k: v for k, v in meta.items() if v is not None}
+
+    def add_pod(self, namespace, name, node="node-1", uid=None, labels=None):
+        with self._lock:
+            pod = {"kind": "Pod", "apiVersion": "v1", "metadata": self._new_meta(name, namespace, uid, labels),
+                   "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}], "restartPolicy": "Always",
+                            "terminationGracePeriodSeconds": 30, "nodeName": node},
+                   "status": {"phase": "Running"}}
+            if node is None:
+                del pod["spec"]["nodeName"]
+                pod["status"]["phase"] = "Pending"
+            self._pods[(namespace, name)] = pod
+            return copy.deepcopy(pod)
+
+    def add_node(self, name, taints=None):
+        with self._lock:
+            node = {"kind": "Node", "apiVersion": "v1",
+                    "metadata": self._new_meta(name, labels={"kubernetes.io/hostname": name}),
+                    "spec": {"taints": copy.deepcopy(taints)} if taints else {},
+                    "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+            self._nodes[name] = node
+            return copy.deepcopy(node)
+
+    def _copy_of(self, table, key):
+        with self._lock:
+            return copy.deepcopy(table.get(key))
+
+    def pod(self, namespace, name):
+        return self._copy_of(self._pods, (namespace, name))
+
+    def node(self, name):
+        return self._copy_of(self._nodes, name)
+
+    def policy(self, namespace, name):
+        return self._copy_of(self._policies, (namespace, name))
+
+    def events(self):
+        with self._lock:
+            return copy.deepcopy(list(self._events.values()))
+
+    # -- requests and faults ---------------------------------------------------------------------
+
+    def requests(self):
+        with self._lock:
+            return copy.deepcopy(self._requests)
+
+    def clear_requests(self):
+        with self._lock:
+            self._requests.clear()
+
+    def add_fault(self, method=None, path=None, status=None, retry_after=None, times=1, delay=0.0, drop=False):
+        """The next `times` requests (None: all) matching method and path (a regex searched in the path) get
+        the fault: a Status with `status` and a Retry-After header if given, or `delay` seconds before the
+        normal answer, or `drop`: the connection closed with no answer. Faults come before authentication;
+        the first matching fault wins."""
+        with self._lock:
+            self._faults.append(Fault(method, path, status, retry_after, times, delay, drop))
+
+    def _take_fault(self, req):
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(req):
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self._faults.remove(fault)
+                    return fault
+        return None
+
+    def _record(self, req):
+        with self._lock:
+            self._requests.append(req)
+
+    # -- answering -------------------------------------------------------------------------------
+
+    def _respond(self, req, fault):
+        """(code, body, extra headers) for a request that is not dropped."""
+        if fault is not None and fault.status is not None:
+            return fault_answer(fault)
+        if not req.authenticated:
+            return (*UNAUTHORIZED, [])
+        try:
+            code, body = self._route(req)
+        except ApiError as e:
+            code, body = e.code, e.status
+        except Exception as e:  # a bug in the fake: say so loudly, as a 500
+            traceback.print_exc(file=sys.stderr)
+            code, body = 500, status_object(500, "InternalError", f"Internal error occurred: fake_kube: {e!r}")
+        return code, body, []
+
+    def _route(self, req):
+        for pattern, name in ROUTES:
+            match = pattern.fullmatch(req.path)
+            if match:
+                handler = getattr(self, f"_{req.method.lower()}_{name}", None)
+                if handler is None:
+                    raise NO_SUCH_METHOD
+                return handler(req, *map(urllib.parse.unquote, match.groups()))
+        raise NO_SUCH_PATH
+
+    def _lookup(self, table, key, resource, name, group=""):
+        if key not in table:
+            raise not_found(resource, name, group)
+        return table[key]
+
+    def _get_pod(self, req, namespace, name):
+        with self._lock:
+            return 200, copy.deepcopy(self._lookup(self._pods, (namespace, name), "pods", name))
+
+    def _get_node(self, req, name):
+        with self._lock:
+            return 200, copy.deepcopy(self._lookup(self._nodes, name, "nodes", name))
+
+    def _get_policy(self, req, namespace, name):
+        with self._lock:
+            policy = self._lookup(self._policies, (namespace, name), "networkpolicies", name, "networking.k8s.io")
+            return 200, copy.deepcopy(policy)
+
+    def _delete_pod(self, req, namespace, name):
+        options = delete_options(req)
+        with self._lock:
+            pod = self._lookup(self._pods, (namespace, name), "pods", name)
+            check_preconditions(pod, options)
+            period = grace_period(pod, options)
+            answer = copy.deepcopy(pod)
+            answer["metadata"].update(deletionTimestamp=timestamp(period), deletionGracePeriodSeconds=period)
+            if not options["dryRun"]:
+                del self._pods[(namespace, name)]
+                answer["metadata"]["resourceVersion"] = self._bump()
+            return 200, answer
+
+    def _patch_pod(self, req, namespace, name):
+        return self._patch(req, self._pods, (namespace, name), "pods", name)
+
+    def _patch_node(self, req, name):
+        return self._patch(req, self._nodes, name, "nodes", name)
+
+    def _patch(self, req, table, key, resource, name):
+        apply = patch_function(req.headers)
+        dry = dry_run(req.query.get("dryRun"), "PatchOptions")
+        with self._lock:
+            current = self._lookup(table, key, resource, name)
+            updated = checked_update(resource, current, apply(current, req.body))
+            if json_equal(updated, current):
+                return 200, copy.deepcopy(current)
+            if not dry:
+                updated["metadata"]["resourceVersion"] = self._bump()
+                table[key] = updated
+            return 200, copy.deepcopy(updated)
+
+    def _post_policies(self, req, namespace):
+        check_json_content_type(req.headers)
+        dry = dry_run(req.query.get("dryRun"), "CreateOptions")
+        policy, missing = decode_created(req.body, "NetworkPolicy", "networking.k8s.io/v1",
+                                         "networkpolicy-networking-v1.json")
+        default_network_policy(policy)
+        return self._create(policy, namespace, dry, missing, validate_network_policy, self._policies,
+                            ("NetworkPolicy", "networkpolicies", "networking.k8s.io"))
+
+    def _post_events(self, req, namespace):
+        check_json_content_type(req.headers)
+        dry = dry_run(req.query.get("dryRun"), "CreateOptions")
+        event, missing = decode_created(req.body, "Event", "events.k8s.io/v1", "event-events-v1.json",
+                                        ("eventTime", "series.lastObservedTime"))
+        return self._create(event, namespace, dry, missing, lambda e: validate_event(e, namespace), self._events,
+                            ("Event", "events", "events.k8s.io"))
+
+    def _create(self, obj, namespace, dry, missing, validate, table, names):
+        kind, resource, group = names
+        meta = obj["metadata"]
+        if (meta.get("namespace") or namespace) != namespace:
+            raise bad_request(NAMESPACE_MISMATCH)
+        if meta.get("resourceVersion"):
+            raise ApiError(500, "InternalError",
+                           "Internal error occurred: resourceVersion should not be set on objects to be created")
+        if not meta.get("name") and meta.get("generateName"):
+            suffix = "".join(secrets.choice(GENERATED_NAME_CHARS) for _ in range(5))
+            meta["name"] = meta["generateName"][:58] + suffix
+        name = meta.get("name") or ""
+        errors = [required("metadata.name", "name or generateName is required")] if not name else validate(obj)
+        if errors or missing:
+            raise invalid(kind, group, name, errors or missing)
+        with self._lock:
+            if (namespace, name) in table:
+                raise already_exists(resource, name, group)
+            meta.update(namespace=namespace, uid=str(uuid.uuid4()))
+            meta.update({} if dry else {"resourceVersion": self._bump()})
+            meta.update({"generation": 1} if kind == "NetworkPolicy" else {})
+            meta["creationTimestamp"] = timestamp()
+            if not dry:
+                table[(namespace, name)] = obj
+            return 201, copy.deepcopy(obj)
+
+
+def cut(connection):
+    """Close a connection without TLS close_notify: the peer sees the line cut."""
+    try:
+        connection.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, fake, context):
+        self.fake = fake
+        self.connections = set()
+        self.connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def close_connections(self):
+        with self.connections_lock:
+            for connection in self.connections:
+                cut(connection)
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go servers: no Nagle delay
+
+    def handle(self):
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+        try:
+            self.connection.do_handshake()
+            super().handle()
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            with self.server.connections_lock:
+                self.server.connections.discard(self.connection)
+
+    def do_request(self):
+        fake = self.server.fake
+        req = self._parse(fake.token)
+        fault = fake._take_fault(req)
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
+        if fault is not None and fault.drop:
+            fake._record(req)
+            self._drop()
+            return
+        req.status, body, headers = fake._respond(req, fault)
+        fake._record(req)
+        self._send(req.status, body, headers)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_request
+
+    def _parse(self, token):
+        url = urllib.parse.urlsplit(self.path)
+        body = self._read_body()
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        headers = {}
+        for name, value in self.headers.items():
+            headers[name.lower()] = f"{headers[name.lower()]}, {value}" if name.lower() in headers else value
+        auth = self._authenticate(headers, token)
+        return Request(self.command, url.path, urllib.parse.parse_qs(url.query, keep_blank_values=True), headers,
+                       body, parsed, auth is not None, auth)
+
+    def _authenticate(self, headers, token):
+        """A verified client certificate, else a bearer token equal to the current one (x509 comes first)."""
+        if self.connection.getpeercert():
+            return "cert"
+        parts = headers.get("authorization", "").split(" ")
+        if len(parts) >= 2 and parts[0].lower() == "bearer" and parts[1] and parts[1] == token:
+            return "token"
+        return None
+
+    def _read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _read_chunked(self):
+        body = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0], 16)
+            if size == 0:
+                break
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        return body
+
+    def _send(self, code, body, headers):
+        data = json.dumps(body, separators=(",", ":")).encode() + b"\n"
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drop(self):
+        self.close_connection = True
+        cut(self.connection)
+
+    def log_message(self, format, *args):
+        pass
