@@ -1,6 +1,7 @@
 /*
- * http.c: HTTP requests with libcurl. One easy handle per thread, reset before each request (options
- * such as CUSTOMREQUEST would otherwise stick) while its live connections stay for reuse. URLs may carry
+ * http.c: HTTP requests with libcurl. Easy handles come from a small pool, one request at a time each,
+ * and are reset before each request (options such as CUSTOMREQUEST would otherwise stick) while their
+ * live connections stay for reuse; the pool is freed at exit, whatever thread used them. URLs may carry
  * secrets (Slack webhooks): they never appear in an error.
  */
 #include "playbookd/http.h"
@@ -12,48 +13,46 @@
 #include <stdlib.h>
 #include <string.h>
 
-static pthread_key_t handle_key;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+#define POOL_MAX 32
 
-static void handle_free(void *handle)
-{
-    curl_easy_cleanup(handle);
-}
-
-static void key_create(void)
-{
-    pthread_key_create(&handle_key, handle_free);
-}
+/* Idle easy handles. A handle serves one request at a time and keeps its connections for the next. */
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static CURL *pool[POOL_MAX];
+static size_t pool_size;
 
 int http_global_init(void)
 {
-    pthread_once(&key_once, key_create);
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
 void http_global_cleanup(void)
 {
-    CURL *h = pthread_getspecific(handle_key);
-    if (h != NULL) {
-        pthread_setspecific(handle_key, NULL);
-        curl_easy_cleanup(h);
-    }
+    pthread_mutex_lock(&pool_lock);
+    while (pool_size > 0)
+        curl_easy_cleanup(pool[--pool_size]);
+    pthread_mutex_unlock(&pool_lock);
     curl_global_cleanup();
 }
 
-/* This thread's handle, created on first use; freed when the thread exits. */
-static CURL *thread_handle(void)
+static CURL *handle_acquire(void)
 {
-    pthread_once(&key_once, key_create);
-    CURL *h = pthread_getspecific(handle_key);
-    if (h == NULL) {
-        h = curl_easy_init();
-        if (h != NULL && pthread_setspecific(handle_key, h) != 0) {
-            curl_easy_cleanup(h);
-            h = NULL;
-        }
+    CURL *h = NULL;
+    pthread_mutex_lock(&pool_lock);
+    if (pool_size > 0)
+        h = pool[--pool_size];
+    pthread_mutex_unlock(&pool_lock);
+    return h != NULL ? h : curl_easy_init();
+}
+
+static void handle_release(CURL *h)
+{
+    pthread_mutex_lock(&pool_lock);
+    if (pool_size < POOL_MAX) {
+        pool[pool_size++] = h;
+        h = NULL;
     }
-    return h;
+    pthread_mutex_unlock(&pool_lock);
+    curl_easy_cleanup(h); /* NULL is a no-op */
 }
 
 static bool loopback_host(const char *host)
@@ -183,10 +182,11 @@ int http_send(const struct http_request *req, struct http_response *resp, struct
     int kind = url_kind(req->url, err);
     if (kind < 0)
         return -1;
-    CURL *h = thread_handle();
+    CURL *h = handle_acquire();
     struct curl_slist *headers = request_headers(req);
     if (h == NULL || headers == NULL) {
         curl_slist_free_all(headers);
+        curl_easy_cleanup(h);
         return error_set(err, "out of memory");
     }
     curl_easy_reset(h);
@@ -195,6 +195,7 @@ int http_send(const struct http_request *req, struct http_response *resp, struct
     curl_slist_free_all(headers);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
     if (rc != CURLE_OK) {
+        handle_release(h);
         http_response_free(resp);
         return error_set(err, "%s", rc == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror(rc));
     }
@@ -202,6 +203,7 @@ int http_send(const struct http_request *req, struct http_response *resp, struct
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after);
     resp->retry_after_s = (long)retry_after;
+    handle_release(h);
     return 0;
 }
 

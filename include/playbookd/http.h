@@ -1,6 +1,6 @@
 /*
- * http.h: a small libcurl wrapper. Each thread keeps one easy handle, so connections stay alive and are
- * never shared across threads. https only, except plain http to loopback (tests and local sidecars).
+ * http.h: a small libcurl wrapper. Easy handles are pooled: each serves one request at a time, keeps its
+ * connections alive for the next, and no connection cache is shared between handles. https only, except plain http to loopback (tests and local sidecars).
  */
 #ifndef PLAYBOOKD_HTTP_H
 #define PLAYBOOKD_HTTP_H

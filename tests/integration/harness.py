@@ -210,6 +210,8 @@ class Playbookd:
             self.proc.terminate()
         rc = self.proc.wait(timeout=20)
         self.log.close()
+        if rc != 0:  # shown by pytest when the test fails: sanitizer reports end up here
+            print(open(self.log_path, errors="replace").read()[-20000:])
         return rc
 
     def cleanup(self):
