@@ -132,6 +132,41 @@ def test_each_playbook_through_nats(kube, incluster, nats, slack):
         pbd.cleanup()
 
 
+def test_isolate_through_nats_labels_the_pod(kube, incluster, nats):
+    pbd = Playbookd(config(incluster, ALL, f"  {SUBJECT}: [cut-off]", nats=nats))
+    try:
+        pbd.wait_ready()
+        pub = NatsPublisher(nats.port)
+        pub.publish(SUBJECT, alert())
+        pub.publish(SUBJECT, alert(pod="cart-7d9f", ns="shop", uid=None))
+        wait_until(lambda: len(pbd.logged("action")) == 2, what="two isolations")
+        assert [a["outcome"] for a in pbd.logged("action")] == ["ok", "ok"]
+        for ns, name in [("default", "web-0"), ("shop", "cart-7d9f")]:
+            assert kube.pod(ns, name)["metadata"]["labels"]["playbookd.io/isolated"] == "true"
+            assert kube.policy(ns, "playbookd-isolate")["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        assert sorted((e["regarding"]["namespace"], e["action"]) for e in kube.events()) == [
+            ("default", "IsolatePod"), ("shop", "IsolatePod")]
+        pub.publish(SUBJECT, alert())  # again: the policy exists (409) and the label is already there
+        wait_until(lambda: len(pbd.logged("action")) == 3, what="a second isolation")
+        assert pbd.logged("action")[2]["outcome"] == "ok"
+        assert [r.status for r in kube.requests() if r.method == "POST" and "networkpolicies" in r.path] == \
+            [201, 201, 409]
+        pub.close()
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
+
+
+def test_a_slow_api_server_times_out_and_is_retried(kube, incluster):
+    kube.add_fault(method="DELETE", delay=3.0, times=1)
+    text = config(incluster, ALL, f"  {SUBJECT}: [kill]").replace("kubernetes:\n", "kubernetes:\n  timeout_ms: 500\n")
+    rc, out, err = run_playbookd(text, "--replay", "-", "--log-format", "json", input_bytes=alert().encode())
+    assert rc == 0, err
+    line = next(json.loads(l) for l in err.splitlines() if '"msg":"action"' in l)
+    assert line["outcome"] == "ok" and line["attempts"] == "2"
+    assert float(line["ms"]) < 2500, "the slow answer was not waited for"
+
+
 def test_dry_run_changes_nothing_and_every_mutation_says_so(kube, incluster, slack):
     before = ({k: kube.pod(*k) for k in [("default", "web-0"), ("shop", "cart-7d9f")]},
               kube.node("node-1"), kube.node("node-2"))
