@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "playbookd/httpd.h"
 #include "playbookd/kube.h"
 #include "playbookd/playbook.h"
 #include "playbookd/subject.h"
@@ -79,10 +80,22 @@ static const struct param_spec retry_spec[] = {
     {0},
 };
 
+static const struct param_spec http_spec[] = {
+    {.name = "listen", .type = PARAM_STRING, .offset = offsetof(struct config_file, cfg.http.listen)},
+    {0},
+};
+
 static const struct param_spec root_spec[] = {
     {.name = "nats", .type = PARAM_SECTION, .section = nats_spec},
     {.name = "kubernetes", .type = PARAM_SECTION, .section = kube_spec},
     {.name = "retry", .type = PARAM_SECTION, .section = retry_spec},
+    {.name = "http", .type = PARAM_SECTION, .section = http_spec},
+    {.name = "shutdown_timeout_ms",
+     .type = PARAM_INT,
+     .def = "20000",
+     .offset = offsetof(struct config_file, cfg.shutdown_timeout_ms),
+     .min = 0,
+     .max = 600000},
     {.name = "dry_run", .type = PARAM_BOOL, .def = "false", .offset = offsetof(struct config_file, cfg.dry_run)},
     {.name = "protected_namespaces",
      .type = PARAM_STRINGS,
@@ -121,6 +134,15 @@ static int check_namespaces(const struct config_node *root, const struct string_
         if (!kube_name_label(ns->items[i]))
             return config_node_error(err, config_node_get(root, "protected_namespaces"),
                                      "'%.64s' is not a valid namespace name", ns->items[i]);
+    return 0;
+}
+
+static int check_http(const struct config_node *root, const struct config_http *http, struct error *err)
+{
+    struct sockaddr_storage addr;
+    struct error why;
+    if (http->listen != NULL && httpd_parse_listen(http->listen, &addr, &why) != 0)
+        return config_node_error(err, config_node_get(config_node_get(root, "http"), "listen"), "%s", why.msg);
     return 0;
 }
 
@@ -265,7 +287,8 @@ static int load_tree(struct config_file *cf, const struct config_node *root, boo
     cfg->dry_run = cfg->dry_run || dry_run;
     cf->env.protected_namespaces = &cfg->protected_namespaces;
     cfg->env = &cf->env;
-    if (check_nats(root, &cfg->nats, err) != 0 || check_namespaces(root, &cfg->protected_namespaces, err) != 0)
+    if (check_nats(root, &cfg->nats, err) != 0 || check_namespaces(root, &cfg->protected_namespaces, err) != 0 ||
+        check_http(root, &cfg->http, err) != 0)
         return -1;
     if (load_playbooks(cfg, cf->playbooks_node, err) != 0)
         return -1;
@@ -321,4 +344,22 @@ void config_destroy(struct config *cfg)
     free(cfg->topics);
     free(cfg->file);
     free(cfg);
+}
+
+static bool same_string(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+bool config_nats_equal(const struct config_nats *a, const struct config_nats *b)
+{
+    if (a->servers.n != b->servers.n)
+        return false;
+    for (size_t i = 0; i < a->servers.n; i++)
+        if (strcmp(a->servers.items[i], b->servers.items[i]) != 0)
+            return false;
+    return same_string(a->queue_group, b->queue_group) && same_string(a->token, b->token) &&
+           same_string(a->user, b->user) && same_string(a->password, b->password) &&
+           same_string(a->credentials, b->credentials) && same_string(a->tls_ca, b->tls_ca) &&
+           same_string(a->tls_cert, b->tls_cert) && same_string(a->tls_key, b->tls_key);
 }

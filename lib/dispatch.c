@@ -40,14 +40,6 @@ void dispatcher_destroy(struct dispatcher *d)
     free(d);
 }
 
-int dispatch_first_topic(const struct dispatcher *d, const char *subject)
-{
-    for (size_t i = 0; i < d->cfg->n_topics; i++)
-        if (subject_matches(d->cfg->topics[i].pattern, subject))
-            return (int)i;
-    return -1;
-}
-
 static double now_ms(void)
 {
     struct timespec ts;
@@ -142,8 +134,9 @@ enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, c
         r->outcome = run_with_retries(d, d->cfg->playbooks[order[i]], a, done, i, &res, &attempts);
         memcpy(r->reason, res.reason, sizeof(r->reason));
         memcpy(r->target, res.target, sizeof(r->target));
-        log_action(subject, a, r, attempts, now_ms() - start);
-        metrics_action(r->outcome);
+        double took = now_ms() - start;
+        log_action(subject, a, r, attempts, took);
+        metrics_action(r->playbook, r->outcome, took / 1000.0);
         if (d->report != NULL)
             d->report(d->report_arg, subject, r->playbook, r->outcome, r->reason);
         if (r->outcome == OUTCOME_FAILED)

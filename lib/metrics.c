@@ -1,10 +1,37 @@
-/* metrics.c: process-wide counters (relaxed atomics: they are counts, not synchronisation). */
+/*
+ * metrics.c: counters (relaxed atomics: they are counts, not synchronisation) and, per playbook, actions
+ * by outcome and a latency histogram under one lock. Playbooks are keyed by name, so their series go on
+ * across a config reload. Names follow Prometheus conventions: playbookd_..._total, _seconds.
+ */
 #include "playbookd/metrics.h"
 
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-static atomic_ulong alerts_received, alerts_rejected;
+#define MAX_SERIES 512
+#define N_BUCKETS 14
+
+static const double bucket_bounds[N_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                0.25,  0.5,    1,     2.5,  5,     10,   30};
+
+struct series {
+    char playbook[64], type[32];
+    unsigned long outcomes[OUTCOME_COUNT];
+    unsigned long buckets[N_BUCKETS]; /* cumulative at render time */
+    unsigned long count;
+    double sum;
+};
+
+static atomic_ulong alerts_received, alerts_rejected, nats_reconnects, reloads_ok, reloads_failed;
 static atomic_ulong actions[OUTCOME_COUNT];
+static atomic_bool nats_connected;
+static pthread_mutex_t series_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct series series[MAX_SERIES];
+static size_t n_series;
 
 void metrics_alert_received(void)
 {
@@ -16,10 +43,58 @@ unsigned long metrics_alert_rejected(void)
     return atomic_fetch_add_explicit(&alerts_rejected, 1, memory_order_relaxed) + 1;
 }
 
-void metrics_action(enum outcome o)
+/* The series of a playbook, added on first use; NULL when the table is full. Under series_lock. */
+static struct series *series_for(const struct playbook *pb)
 {
-    if ((unsigned)o < OUTCOME_COUNT)
-        atomic_fetch_add_explicit(&actions[o], 1, memory_order_relaxed);
+    for (size_t i = 0; i < n_series; i++)
+        if (strcmp(series[i].playbook, pb->name) == 0 && strcmp(series[i].type, pb->type->name) == 0)
+            return &series[i];
+    if (n_series == MAX_SERIES)
+        return NULL;
+    struct series *s = &series[n_series++];
+    snprintf(s->playbook, sizeof(s->playbook), "%s", pb->name);
+    snprintf(s->type, sizeof(s->type), "%s", pb->type->name);
+    return s;
+}
+
+void metrics_action(const struct playbook *pb, enum outcome o, double seconds)
+{
+    if ((unsigned)o >= OUTCOME_COUNT)
+        return;
+    atomic_fetch_add_explicit(&actions[o], 1, memory_order_relaxed);
+    pthread_mutex_lock(&series_lock);
+    struct series *s = series_for(pb);
+    if (s != NULL) {
+        s->outcomes[o]++;
+        s->count++;
+        s->sum += seconds;
+        for (int b = 0; b < N_BUCKETS; b++)
+            if (seconds <= bucket_bounds[b]) {
+                s->buckets[b]++;
+                break;
+            }
+    }
+    pthread_mutex_unlock(&series_lock);
+}
+
+void metrics_nats_connected(bool connected)
+{
+    atomic_store(&nats_connected, connected);
+}
+
+bool metrics_nats_is_connected(void)
+{
+    return atomic_load(&nats_connected);
+}
+
+void metrics_nats_reconnected(void)
+{
+    atomic_fetch_add_explicit(&nats_reconnects, 1, memory_order_relaxed);
+}
+
+void metrics_config_reload(bool ok)
+{
+    atomic_fetch_add_explicit(ok ? &reloads_ok : &reloads_failed, 1, memory_order_relaxed);
 }
 
 void metrics_snapshot(struct metrics_snapshot *out)
@@ -28,4 +103,92 @@ void metrics_snapshot(struct metrics_snapshot *out)
     out->alerts_rejected = atomic_load_explicit(&alerts_rejected, memory_order_relaxed);
     for (int i = 0; i < OUTCOME_COUNT; i++)
         out->actions[i] = atomic_load_explicit(&actions[i], memory_order_relaxed);
+}
+
+struct text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+static void emit(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void emit(struct text *t, const char *fmt, ...)
+{
+    for (int pass = 0; pass < 2 && !t->failed; pass++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+        } else if ((size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        } else {
+            size_t cap = (t->cap + (size_t)n + 1) * 2;
+            char *grown = realloc(t->buf, cap);
+            t->failed = grown == NULL;
+            t->buf = grown ? grown : t->buf;
+            t->cap = grown ? cap : t->cap;
+        }
+    }
+}
+
+static void counter(struct text *t, const char *name, const char *help, unsigned long value)
+{
+    emit(t, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name, value);
+}
+
+static void render_series(struct text *t)
+{
+    emit(t, "# HELP playbookd_actions_total Actions run, by playbook and final outcome (after retries).\n"
+            "# TYPE playbookd_actions_total counter\n");
+    for (size_t i = 0; i < n_series; i++)
+        for (int o = 0; o < OUTCOME_COUNT; o++)
+            emit(t, "playbookd_actions_total{playbook=\"%s\",type=\"%s\",outcome=\"%s\"} %lu\n", series[i].playbook,
+                 series[i].type, outcome_name((enum outcome)o), series[i].outcomes[o]);
+    emit(t, "# HELP playbookd_action_duration_seconds How long an action took, retries included.\n"
+            "# TYPE playbookd_action_duration_seconds histogram\n");
+    for (size_t i = 0; i < n_series; i++) {
+        unsigned long cumulative = 0;
+        for (int b = 0; b < N_BUCKETS; b++) {
+            cumulative += series[i].buckets[b];
+            emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",le=\"%g\"} %lu\n", series[i].playbook,
+                 bucket_bounds[b], cumulative);
+        }
+        emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",le=\"+Inf\"} %lu\n", series[i].playbook,
+             series[i].count);
+        emit(t, "playbookd_action_duration_seconds_sum{playbook=\"%s\"} %.6f\n", series[i].playbook, series[i].sum);
+        emit(t, "playbookd_action_duration_seconds_count{playbook=\"%s\"} %lu\n", series[i].playbook,
+             series[i].count);
+    }
+}
+
+char *metrics_render(size_t *len)
+{
+    struct text t = {.buf = malloc(4096), .cap = 4096};
+    if (t.buf == NULL)
+        return NULL;
+    counter(&t, "playbookd_alerts_received_total", "Messages received, valid or not.",
+            atomic_load(&alerts_received));
+    counter(&t, "playbookd_alerts_rejected_total", "Messages rejected as bad input (not a Falco alert).",
+            atomic_load(&alerts_rejected));
+    counter(&t, "playbookd_nats_reconnects_total", "Reconnections to NATS.", atomic_load(&nats_reconnects));
+    emit(&t, "# HELP playbookd_nats_connected 1 while connected to NATS.\n# TYPE playbookd_nats_connected gauge\n"
+             "playbookd_nats_connected %d\n", atomic_load(&nats_connected) ? 1 : 0);
+    emit(&t, "# HELP playbookd_config_reloads_total Config reloads (SIGHUP) by result.\n"
+             "# TYPE playbookd_config_reloads_total counter\n"
+             "playbookd_config_reloads_total{result=\"ok\"} %lu\nplaybookd_config_reloads_total{result=\"failed\"} %lu\n",
+         atomic_load(&reloads_ok), atomic_load(&reloads_failed));
+    emit(&t, "# HELP playbookd_build_info The running version.\n# TYPE playbookd_build_info gauge\n"
+             "playbookd_build_info{version=\"%s\"} 1\n", PLAYBOOKD_VERSION);
+    pthread_mutex_lock(&series_lock);
+    render_series(&t);
+    pthread_mutex_unlock(&series_lock);
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    *len = t.len;
+    return t.buf;
 }

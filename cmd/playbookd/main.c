@@ -14,6 +14,7 @@
 #include "playbookd/config.h"
 #include "playbookd/dispatch.h"
 #include "playbookd/http.h"
+#include "playbookd/httpd.h"
 #include "playbookd/kube.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
@@ -115,39 +116,73 @@ static long read_line(FILE *in, char *buf, size_t cap)
     return (long)total;
 }
 
-static int run_replay(const struct config *cfg, const char *path)
+/* One loaded config and what is built from it: the unit a SIGHUP replaces. */
+struct generation {
+    struct config *cfg;
+    struct kube *kube;
+    struct dispatcher *dispatcher;
+    struct nats_subscriptions *subs;
+};
+
+/* The Kubernetes client (when a playbook needs one) and the dispatcher; takes cfg. */
+static int generation_build(struct generation *g, struct config *cfg, dispatch_report_fn report, void *arg,
+                            struct error *err)
+{
+    struct error why;
+    memset(g, 0, sizeof(*g));
+    g->cfg = cfg;
+    if (cfg->needs_kube && kube_create(&g->kube, &cfg->kube, &why) != 0)
+        return error_set(err, "kubernetes: %s", why.msg);
+    cfg->env->kube = g->kube;
+    if (dispatcher_create(&g->dispatcher, cfg, report, arg) != 0)
+        return error_set(err, "out of memory");
+    return 0;
+}
+
+/* Frees what generation_build made; the subscriptions must be gone. */
+static void generation_free(struct generation *g)
+{
+    dispatcher_destroy(g->dispatcher);
+    kube_destroy(g->kube);
+    config_destroy(g->cfg);
+    memset(g, 0, sizeof(*g));
+}
+
+static int run_replay(struct config *cfg, const char *path)
 {
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (in == NULL) {
         fprintf(stderr, "playbookd: %s: %s\n", path, strerror(errno));
+        config_destroy(cfg);
         return 1;
     }
     struct replay r = {0};
-    struct dispatcher *d = NULL;
+    struct generation g;
+    struct error err;
     size_t cap = ALERT_MAX_BYTES + 1;
     char *buf = malloc(cap), origin[40];
     unsigned long rejected = 0, alerts = 0;
     long len;
-    if (buf == NULL || dispatcher_create(&d, cfg, print_result, &r) != 0) {
-        fprintf(stderr, "playbookd: out of memory\n");
-        len = -1;
-    }
-    while (buf != NULL && d != NULL && (len = read_line(in, buf, cap)) >= 0) {
+    int rc = generation_build(&g, cfg, print_result, &r, &err);
+    if (rc != 0 || buf == NULL)
+        fprintf(stderr, "playbookd: %s\n", rc != 0 ? err.msg : "out of memory");
+    while (rc == 0 && buf != NULL && (len = read_line(in, buf, cap)) >= 0) {
         r.line++;
         if (len == 0)
             continue;
         alerts++;
         snprintf(origin, sizeof(origin), "line %lu", r.line);
         size_t used = (size_t)len < cap ? (size_t)len : cap; /* an overlong line is rejected as too large */
-        rejected += dispatch_message(d, NULL, buf, used, origin) == DISPATCH_REJECTED;
+        rejected += dispatch_message(g.dispatcher, NULL, buf, used, origin) == DISPATCH_REJECTED;
     }
-    fprintf(stderr, "replay: %lu alerts (%lu rejected), %lu actions, %lu failed\n", alerts, rejected, r.actions,
-            r.failed);
-    dispatcher_destroy(d);
+    if (rc == 0 && buf != NULL)
+        fprintf(stderr, "replay: %lu alerts (%lu rejected), %lu actions, %lu failed\n", alerts, rejected, r.actions,
+                r.failed);
+    generation_free(&g);
     free(buf);
     if (in != stdin)
         fclose(in);
-    return r.failed > 0 ? 1 : 0;
+    return rc != 0 || buf == NULL || r.failed > 0 ? 1 : 0;
 }
 
 /* Blocks the signals the main thread waits for; threads created later inherit the mask. */
@@ -161,29 +196,90 @@ static void block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-static int run_daemon(const struct config *cfg)
+static bool is_ready(void *link)
+{
+    return nats_link_connected(link);
+}
+
+static void count_text(char *buf, size_t size, size_t n)
+{
+    snprintf(buf, size, "%zu", n);
+}
+
+/* SIGHUP: the new config replaces the old one only when it loads and starts; else the old one runs on. */
+static void reload(struct generation *g, struct nats_link *link, const struct flags *f)
+{
+    struct config *cfg;
+    struct generation next;
+    struct error err;
+    char playbooks[16], topics[16];
+    log_kv(LOG_INFO, "SIGHUP: reloading the config", "config", f->config, NULL);
+    if (config_load(&cfg, f->config, f->dry_run, &err) != 0) {
+        log_kv(LOG_ERROR, "reload failed: the config is invalid; the old one keeps running", "error", err.msg, NULL);
+        metrics_config_reload(false);
+        return;
+    }
+    if (!config_nats_equal(&cfg->nats, &g->cfg->nats))
+        log_kv(LOG_WARN, "the nats section changed: it takes effect on restart", NULL);
+    if (generation_build(&next, cfg, NULL, NULL, &err) != 0 ||
+        nats_subscribe(&next.subs, link, next.cfg, next.dispatcher, &err) != 0) {
+        log_kv(LOG_ERROR, "reload failed; the old config keeps running", "error", err.msg, NULL);
+        generation_free(&next);
+        metrics_config_reload(false);
+        return;
+    }
+    nats_unsubscribe(g->subs, g->cfg->shutdown_timeout_ms); /* the old set finishes what it received */
+    generation_free(g);
+    *g = next;
+    count_text(playbooks, sizeof(playbooks), g->cfg->n_playbooks);
+    count_text(topics, sizeof(topics), g->cfg->n_topics);
+    log_kv(LOG_INFO, "config reloaded", "playbooks", playbooks, "topics", topics, "dry_run",
+           g->cfg->dry_run ? "true" : "false", NULL);
+    metrics_config_reload(true);
+}
+
+static int start_http(struct httpd **h, const struct config *cfg, struct nats_link *link, struct error *err)
+{
+    char port[16];
+    if (cfg->http.listen == NULL)
+        return 0;
+    if (httpd_start(h, cfg->http.listen, is_ready, link, err) != 0)
+        return -1;
+    snprintf(port, sizeof(port), "%d", httpd_port(*h));
+    log_kv(LOG_INFO, "http listening", "listen", cfg->http.listen, "port", port, NULL);
+    return 0;
+}
+
+static int run_daemon(struct config *cfg, const struct flags *f)
 {
     sigset_t set;
-    struct dispatcher *d = NULL;
-    struct subscriber *sub = NULL;
+    struct generation g;
+    struct nats_link *link = NULL;
+    struct httpd *http = NULL;
     struct error err;
     int sig = 0;
     block_signals(&set);
-    if (dispatcher_create(&d, cfg, NULL, NULL) != 0) {
-        fprintf(stderr, "playbookd: out of memory\n");
-        return 1;
-    }
-    if (subscriber_create(&sub, cfg, d, &err) != 0) {
+    int rc = generation_build(&g, cfg, NULL, NULL, &err);
+    if (rc == 0)
+        rc = nats_link_create(&link, &cfg->nats, "playbookd", &err);
+    if (rc == 0)
+        rc = nats_subscribe(&g.subs, link, cfg, g.dispatcher, &err);
+    if (rc == 0 && nats_link_connected(link))
+        log_kv(LOG_INFO, "ready", NULL);
+    if (rc == 0)
+        rc = start_http(&http, cfg, link, &err);
+    if (rc != 0)
         log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
-        dispatcher_destroy(d);
-        return 1;
-    }
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        log_kv(LOG_WARN, "SIGHUP: config reload is not supported yet; restart to apply changes", NULL);
-    log_kv(LOG_INFO, "stopping", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-    subscriber_destroy(sub);
-    dispatcher_destroy(d);
-    return 0;
+    while (rc == 0 && sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload(&g, link, f);
+    if (rc == 0)
+        log_kv(LOG_INFO, "stopping: draining the subscriptions", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+               NULL);
+    nats_unsubscribe(g.subs, g.cfg ? g.cfg->shutdown_timeout_ms : 0);
+    httpd_stop(http);
+    nats_link_destroy(link, 5000);
+    generation_free(&g);
+    return rc == 0 ? 0 : 1;
 }
 
 static void log_summary(void)
@@ -218,28 +314,18 @@ int main(int argc, char **argv)
         config_destroy(cfg);
         return 0;
     }
-    struct kube *kube = NULL;
     if (http_global_init() != 0) {
         fprintf(stderr, "playbookd: cannot initialise libcurl\n");
         config_destroy(cfg);
         return 1;
     }
-    if (cfg->needs_kube && kube_create(&kube, &cfg->kube, &err) != 0) {
-        fprintf(stderr, "playbookd: kubernetes: %s\n", err.msg);
-        http_global_cleanup();
-        config_destroy(cfg);
-        return 1;
-    }
-    cfg->env->kube = kube;
     log_kv(LOG_INFO, "starting", "version", PLAYBOOKD_VERSION, "config", f.config, "dry_run",
-           cfg->dry_run ? "true" : "false", "kubernetes", kube ? kube_server(kube) : NULL, NULL);
-    rc = f.replay ? run_replay(cfg, f.replay) : run_daemon(cfg);
+           cfg->dry_run ? "true" : "false", NULL);
+    rc = f.replay ? run_replay(cfg, f.replay) : run_daemon(cfg, &f);
     if (!f.replay) {
         nats_CloseAndWait(5000);
         log_summary();
     }
-    kube_destroy(kube);
     http_global_cleanup();
-    config_destroy(cfg);
     return rc;
 }

@@ -95,6 +95,10 @@ struct config_kube {
     long timeout_ms;  /* per request */
 };
 
+struct config_http {
+    char *listen; /* "0.0.0.0:8080", or NULL: no endpoint */
+};
+
 struct config_retry {
     long attempts;           /* tries per action, the first included */
     long initial_backoff_ms; /* doubled after each try */
@@ -115,6 +119,8 @@ struct config {
     struct config_nats nats;
     struct config_kube kube;
     struct config_retry retry;
+    struct config_http http;
+    long shutdown_timeout_ms; /* how long a stop or reload lets received alerts finish */
     bool dry_run;
     struct string_list protected_namespaces;
     struct playbook **playbooks;
@@ -131,5 +137,8 @@ int config_load(struct config **out, const char *path, bool dry_run, struct erro
 int config_load_string(struct config **out, const char *name, const char *text, size_t len, bool dry_run,
                        struct error *err);
 void config_destroy(struct config *cfg);
+
+/* True when the two NATS sections are the same (a reload keeps the connection). */
+bool config_nats_equal(const struct config_nats *a, const struct config_nats *b);
 
 #endif

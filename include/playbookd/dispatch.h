@@ -40,7 +40,4 @@ enum dispatch_status dispatch_message(struct dispatcher *d, const char *subject,
 /* Runs the playbooks of every topic matching subject, for an alert already parsed. */
 enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, const struct alert *a);
 
-/* Index of the first topic whose pattern matches subject, or -1. */
-int dispatch_first_topic(const struct dispatcher *d, const char *subject);
-
 #endif

@@ -87,3 +87,33 @@ def test_queue_group_shares_alerts_between_replicas(nats, slack):
         for r in replicas:
             assert r.stop() == 0
             r.cleanup()
+
+
+def test_queue_group_with_overlapping_patterns_loses_nothing(nats, slack):
+    """NATS delivers a message once per queue group, across all of the group's matching subscriptions:
+    whichever pattern's subscription receives it must run the playbooks of every matching pattern."""
+    text = f"""
+nats: {{servers: [{nats.url}], queue_group: playbookd}}
+playbooks:
+  notify: {{type: slack, webhook_url: "{slack.url('/notify')}"}}
+  audit: {{type: slack, webhook_url: "{slack.url('/audit')}"}}
+topics:
+  "falco.*.*": [notify]
+  {SUBJECT}: [audit, notify]
+  "falco.>": [notify]
+"""
+    pbd = Playbookd(text)
+    try:
+        pbd.wait_ready()
+        pub = NatsPublisher(nats.port)
+        for _ in range(30):
+            pub.publish(SUBJECT, sample_lines()[1])
+        wait_until(lambda: len(slack.received("/notify")) >= 30 and len(slack.received("/audit")) >= 30,
+                   what="every alert to both playbooks")
+        pub.flush()
+        wait_until(lambda: len(pbd.logged("action")) >= 60, what="action logs")
+        assert len(slack.received("/notify")) == 30 and len(slack.received("/audit")) == 30
+        pub.close()
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
