@@ -29,8 +29,8 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration fuzz-replay deps clean install
-all: $(BUILD)/playbookd
+.PHONY: all test unit integration fuzz-replay deps clean install demo
+all: $(BUILD)/playbookd $(BUILD)/falco-nats
 
 $(BUILD)/%.o: %.c $(wildcard include/playbookd/*.h)
 	@mkdir -p $(dir $@)
@@ -41,6 +41,10 @@ $(BUILD)/libplaybookd.a: $(LIB_OBJ)
 	@ar rcs $@ $^
 
 $(BUILD)/playbookd: $(BUILD)/cmd/playbookd/main.o $(BUILD)/libplaybookd.a
+	@echo "  LINK    $@"
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/falco-nats: $(BUILD)/cmd/falco-nats/main.o $(BUILD)/libplaybookd.a
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
@@ -67,11 +71,13 @@ fuzz-replay: $(FUZZ_BIN)
 	@rc=0; for t in $(FUZZ_BIN); do n=$${t##*/fuzz_}; echo "== $$t tests/fuzz/corpus/$$n"; \
 	  $$t tests/fuzz/corpus/$$n || rc=1; done; exit $$rc
 
-integration: $(BUILD)/playbookd
-	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+integration: $(BUILD)/playbookd $(BUILD)/falco-nats
+	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd FALCO_NATS=$(CURDIR)/$(BUILD)/falco-nats \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-install: $(BUILD)/playbookd
+install: $(BUILD)/playbookd $(BUILD)/falco-nats
 	install -D -m 0755 $(BUILD)/playbookd $(DESTDIR)$(PREFIX)/bin/playbookd
+	install -D -m 0755 $(BUILD)/falco-nats $(DESTDIR)$(PREFIX)/bin/falco-nats
 
 clean:
 	rm -rf build

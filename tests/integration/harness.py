@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(ROOT, "..", "shared", "falco-alerts", "public-sample.jsonl")
 PLAYBOOKD = os.environ.get("PLAYBOOKD", os.path.join(ROOT, "build", "release", "playbookd"))
+FALCO_NATS = os.environ.get("FALCO_NATS", os.path.join(ROOT, "build", "release", "falco-nats"))
 
 PRIORITIES = ["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
 
@@ -139,6 +140,7 @@ class FakeSlack:
     def __init__(self):
         self.posts = []  # (path, parsed JSON body)
         self.statuses = {}  # path -> list of statuses to answer, the last one repeats
+        self.delay = 0.0  # seconds to wait before answering, to keep actions in flight
         self.lock = threading.Lock()
         slack = self
 
@@ -149,6 +151,7 @@ class FakeSlack:
                     script = slack.statuses.get(self.path, [200])
                     status = script.pop(0) if len(script) > 1 else script[0]
                     slack.posts.append((self.path, json.loads(body), self.headers.get("Content-Type")))
+                time.sleep(slack.delay)
                 reply = b"ok" if status == 200 else b"internal_error"
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(reply)))
@@ -175,18 +178,14 @@ class FakeSlack:
         self.server.server_close()
 
 
-class Playbookd:
-    """playbookd as a child process, JSON logs captured to a file and read as a list of objects."""
+class Process:
+    """A child process with JSON logs captured to a file and read as a list of objects."""
 
-    def __init__(self, config_text, *args, env=None):
+    def __init__(self, cmd, env=None, stdin=None):
         self.dir = tempfile.mkdtemp(prefix="playbookd-")
-        self.config = os.path.join(self.dir, "playbooks.yaml")
-        with open(self.config, "w") as f:
-            f.write(config_text)
         self.log_path = os.path.join(self.dir, "log.jsonl")
         self.log = open(self.log_path, "wb")
-        cmd = [PLAYBOOKD, "-c", self.config, "--log-format", "json", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        self.proc = subprocess.Popen(cmd, stdin=stdin, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
 
     def lines(self):
         with open(self.log_path, "rb") as f:
@@ -200,6 +199,9 @@ class Playbookd:
 
     def logged(self, msg, **fields):
         return [l for l in self.lines() if l.get("msg") == msg and all(l.get(k) == v for k, v in fields.items())]
+
+    def wait_logged(self, msg, timeout=10, **fields):
+        return wait_until(lambda: self.logged(msg, **fields), timeout, what=f"log {msg!r}")
 
     def wait_ready(self, timeout=10):
         wait_until(lambda: self.logged("ready") or self.proc.poll() is not None, timeout, what="playbookd ready")
@@ -216,6 +218,40 @@ class Playbookd:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Playbookd(Process):
+    """playbookd with a config written for it."""
+
+    def __init__(self, config_text, *args, env=None):
+        self.config_dir = tempfile.mkdtemp(prefix="playbookd-config-")
+        self.config = os.path.join(self.config_dir, "playbooks.yaml")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        super().__init__([PLAYBOOKD, "-c", self.config, "--log-format", "json", *args], env=env)
+
+    def cleanup(self):
+        super().cleanup()
+        shutil.rmtree(self.config_dir, ignore_errors=True)
+
+
+class FalcoNats(Process):
+    """falco-nats reading a pipe (or stdin with pipe="-")."""
+
+    def __init__(self, nats_url, pipe, *args, env=None, stdin=None):
+        super().__init__([FALCO_NATS, "-s", nats_url, "-f", pipe, "--log-format", "json", *args], env=env,
+                         stdin=stdin)
+
+
+def http_get(port, path, timeout=5):
+    """(status, body) of GET http://127.0.0.1:port/path."""
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 def run_playbookd(config_text, *args, input_bytes=None, timeout=60):
