@@ -75,6 +75,10 @@ integration: $(BUILD)/playbookd $(BUILD)/falco-nats
 	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd FALCO_NATS=$(CURDIR)/$(BUILD)/falco-nats \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# A local NATS, a fake cluster (or $KUBECONFIG's, in dry run), falco-nats and playbookd; a summary.
+demo: deps all
+	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd FALCO_NATS=$(CURDIR)/$(BUILD)/falco-nats $(PYTHON) examples/demo.py
+
 install: $(BUILD)/playbookd $(BUILD)/falco-nats
 	install -D -m 0755 $(BUILD)/playbookd $(DESTDIR)$(PREFIX)/bin/playbookd
 	install -D -m 0755 $(BUILD)/falco-nats $(DESTDIR)$(PREFIX)/bin/falco-nats

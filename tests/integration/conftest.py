@@ -2,7 +2,15 @@
 
 import pytest
 
-from harness import FakeSlack, NatsServer
+from harness import RUNNING, FakeSlack, NatsServer
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """Whatever a test asserted, no playbookd or falco-nats it started outlives it."""
+    yield
+    while RUNNING:
+        RUNNING.pop().kill()
 
 
 @pytest.fixture

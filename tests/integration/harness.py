@@ -178,10 +178,14 @@ class FakeSlack:
         self.server.server_close()
 
 
+RUNNING = []  # every Process started; conftest stops what a failed test left running
+
+
 class Process:
     """A child process with JSON logs captured to a file and read as a list of objects."""
 
     def __init__(self, cmd, env=None, stdin=None):
+        RUNNING.append(self)
         self.dir = tempfile.mkdtemp(prefix="playbookd-")
         self.log_path = os.path.join(self.dir, "log.jsonl")
         self.log = open(self.log_path, "wb")
@@ -218,6 +222,15 @@ class Process:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill(self):
+        """Stops the process whatever state the test left it in (used after the test)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if not self.log.closed:
+            self.log.close()
+        self.cleanup()
 
 
 class Playbookd(Process):
