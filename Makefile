@@ -1,6 +1,7 @@
-# Makefile: builds playbookd and its tests. `make` builds build/release; `make SANITIZER=address,undefined`
-# builds build/sanitize; `make test` installs missing packages, then builds both and runs every test
-# (unit and integration) on the sanitized build.
+# Makefile: builds playbookd, falco-nats and their tests. `make` builds build/release;
+# `make SANITIZER=address,undefined` builds build/sanitize; `make test` installs missing packages, then
+# builds both and runs every test (unit, fuzz replay, integration, manifests) on the sanitized build;
+# `make demo` runs examples/demo.py.
 VERSION     := 0.1.0
 CC          ?= cc
 PREFIX      ?= /usr/local
@@ -73,7 +74,7 @@ fuzz-replay: $(FUZZ_BIN)
 
 integration: $(BUILD)/playbookd $(BUILD)/falco-nats
 	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd FALCO_NATS=$(CURDIR)/$(BUILD)/falco-nats \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration tests/manifests
 
 # A local NATS, a fake cluster (or $KUBECONFIG's, in dry run), falco-nats and playbookd; a summary.
 demo: deps all
