@@ -29,7 +29,12 @@ int playbook_create(struct playbook **out, const char *name, const struct playbo
     pb->type = type;
     pb->dry_run = dry_run;
     pb->env = env;
-    if (type->init(pb, params, err) != 0) {
+    if (type->ctx_size > 0 && (pb->ctx = calloc(1, type->ctx_size)) == NULL) {
+        playbook_destroy(pb);
+        return error_set(err, "out of memory");
+    }
+    if ((type->params != NULL && params_load(type->params, type->name, params, pb->ctx, err) != 0) ||
+        (type->init != NULL && type->init(pb, params, err) != 0)) {
         playbook_destroy(pb);
         return -1;
     }
@@ -41,7 +46,12 @@ void playbook_destroy(struct playbook *pb)
 {
     if (pb == NULL)
         return;
-    pb->type->destroy(pb);
+    if (pb->type->destroy != NULL)
+        pb->type->destroy(pb);
+    if (pb->type->params != NULL && pb->ctx != NULL)
+        params_free(pb->type->params, pb->ctx);
+    if (pb->type->ctx_size > 0)
+        free(pb->ctx);
     free(pb->name);
     free(pb);
 }

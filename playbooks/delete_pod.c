@@ -25,19 +25,6 @@ static const struct param_spec delete_pod_params[] = {
     {0},
 };
 
-static int delete_pod_init(struct playbook *pb, const struct config_node *params, struct error *err)
-{
-    if ((pb->ctx = calloc(1, sizeof(struct delete_pod))) == NULL)
-        return error_set(err, "out of memory");
-    return params_load(delete_pod_params, "delete-pod", params, pb->ctx, err);
-}
-
-static void delete_pod_destroy(struct playbook *pb)
-{
-    free(pb->ctx);
-    pb->ctx = NULL;
-}
-
 /* The API server reads DeleteOptions from the body when there is one and then ignores the query, so
  * dry run goes in the body too. */
 static char *delete_options(const struct delete_pod *d, const struct target *t, bool dry_run)
@@ -88,7 +75,7 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
 const struct playbook_type playbook_delete_pod = {
     .name = "delete-pod",
     .needs_kube = true,
-    .init = delete_pod_init,
+    .params = delete_pod_params,
+    .ctx_size = sizeof(struct delete_pod),
     .run = delete_pod_run,
-    .destroy = delete_pod_destroy,
 };

@@ -42,25 +42,13 @@ static int split_label(struct isolate_pod *p)
 
 static int isolate_pod_init(struct playbook *pb, const struct config_node *params, struct error *err)
 {
-    struct isolate_pod *p = calloc(1, sizeof(*p));
-    if ((pb->ctx = p) == NULL)
-        return error_set(err, "out of memory");
-    if (params_load(isolate_pod_params, "isolate-pod", params, p, err) != 0)
-        return -1;
+    struct isolate_pod *p = pb->ctx;
     if (p->policy_name == NULL || !kube_name_subdomain(p->policy_name))
         return config_node_error(err, config_node_get(params, "policy_name"), "not a valid object name");
     if (p->label == NULL || split_label(p) != 0)
         return config_node_error(err, config_node_get(params, "label"),
                                  "expected key=value with a valid label key and value");
     return 0;
-}
-
-static void isolate_pod_destroy(struct playbook *pb)
-{
-    if (pb->ctx != NULL)
-        params_free(isolate_pod_params, pb->ctx);
-    free(pb->ctx);
-    pb->ctx = NULL;
 }
 
 static char *policy_body(const struct isolate_pod *p, const char *ns)
@@ -150,7 +138,8 @@ static enum outcome isolate_pod_run(struct playbook *pb, const struct alert *a, 
 const struct playbook_type playbook_isolate_pod = {
     .name = "isolate-pod",
     .needs_kube = true,
+    .params = isolate_pod_params,
+    .ctx_size = sizeof(struct isolate_pod),
     .init = isolate_pod_init,
     .run = isolate_pod_run,
-    .destroy = isolate_pod_destroy,
 };

@@ -46,24 +46,11 @@ static const char *const colors[PRIORITY_COUNT] = {
 
 static int slack_init(struct playbook *pb, const struct config_node *params, struct error *err)
 {
-    struct slack *s = calloc(1, sizeof(*s));
-    if (s == NULL)
-        return error_set(err, "out of memory");
-    pb->ctx = s;
-    if (params_load(slack_params, "slack", params, s, err) != 0)
-        return -1;
+    const struct slack *s = pb->ctx;
     struct error why;
     if (http_url_check(s->webhook_url, &why) != 0)
         return config_node_error(err, config_node_get(params, "webhook_url"), "%s", why.msg);
     return 0;
-}
-
-static void slack_destroy(struct playbook *pb)
-{
-    if (pb->ctx != NULL)
-        params_free(slack_params, pb->ctx);
-    free(pb->ctx);
-    pb->ctx = NULL;
 }
 
 /* Adds {"title": title, "value": escaped text, "short": is_short} unless text is NULL or empty. */
@@ -195,7 +182,8 @@ static enum outcome slack_run(struct playbook *pb, const struct alert *a, struct
 
 const struct playbook_type playbook_slack = {
     .name = "slack",
+    .params = slack_params,
+    .ctx_size = sizeof(struct slack),
     .init = slack_init,
     .run = slack_run,
-    .destroy = slack_destroy,
 };

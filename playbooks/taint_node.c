@@ -32,11 +32,7 @@ static const struct param_spec taint_node_params[] = {
 
 static int taint_node_init(struct playbook *pb, const struct config_node *params, struct error *err)
 {
-    struct taint_node *t = calloc(1, sizeof(*t));
-    if ((pb->ctx = t) == NULL)
-        return error_set(err, "out of memory");
-    if (params_load(taint_node_params, "taint-node", params, t, err) != 0)
-        return -1;
+    struct taint_node *t = pb->ctx;
     if (t->key == NULL || !kube_qualified_name(t->key))
         return config_node_error(err, config_node_get(params, "key"), "not a valid taint key");
     if (t->value == NULL && (t->value = calloc(1, 1)) == NULL) /* an empty value is allowed */
@@ -44,14 +40,6 @@ static int taint_node_init(struct playbook *pb, const struct config_node *params
     if (!kube_label_value(t->value))
         return config_node_error(err, config_node_get(params, "value"), "not a valid taint value");
     return 0;
-}
-
-static void taint_node_destroy(struct playbook *pb)
-{
-    if (pb->ctx != NULL)
-        params_free(taint_node_params, pb->ctx);
-    free(pb->ctx);
-    pb->ctx = NULL;
 }
 
 /* GETs path into resp; OUTCOME_OK when it answered 200. */
@@ -201,7 +189,8 @@ static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, s
 const struct playbook_type playbook_taint_node = {
     .name = "taint-node",
     .needs_kube = true,
+    .params = taint_node_params,
+    .ctx_size = sizeof(struct taint_node),
     .init = taint_node_init,
     .run = taint_node_run,
-    .destroy = taint_node_destroy,
 };

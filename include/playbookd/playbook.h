@@ -44,9 +44,16 @@ struct playbook_env {
     const struct string_list *protected_namespaces;
 };
 
+/*
+ * A type declares its parameters; playbook_create allocates ctx_size bytes of context and loads the
+ * parameters into it (unknown keys, types, bounds and defaults checked), and playbook_destroy frees them.
+ * init and destroy are optional, for what the table cannot say or derive.
+ */
 struct playbook_type {
-    const char *name; /* "slack" */
-    bool needs_kube;  /* calls the Kubernetes API */
+    const char *name;               /* "slack" */
+    bool needs_kube;                /* calls the Kubernetes API */
+    const struct param_spec *params; /* ended by a NULL name; NULL: init does it all */
+    size_t ctx_size;
     int (*init)(struct playbook *pb, const struct config_node *params, struct error *err);
     enum outcome (*run)(struct playbook *pb, const struct alert *a, struct action_result *res);
     void (*destroy)(struct playbook *pb); /* safe after a failed init */
