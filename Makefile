@@ -30,7 +30,7 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration fuzz-replay deps clean install demo
+.PHONY: all test unit integration fuzz-replay deps clean install demo format format-check
 all: $(BUILD)/playbookd $(BUILD)/falco-nats
 
 $(BUILD)/%.o: %.c $(wildcard include/playbookd/*.h)
@@ -60,9 +60,17 @@ $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_m
 deps:
 	bash tests/install-deps.sh
 
+C_FILES      = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find cmd lib include playbooks tests -name '*.[ch]')
+
+format:
+	clang-format -i $(C_FILES)
+
+format-check:
+	@clang-format --dry-run --Werror $(C_FILES) && echo "format: the C code obeys .clang-format"
+
 # The test command README.md gives. Sanitized: AddressSanitizer + UndefinedBehaviorSanitizer.
 test: deps
-	$(MAKE) all
+	$(MAKE) format-check all
 	$(MAKE) SANITIZER=address,undefined all unit fuzz-replay integration
 
 unit: $(UNIT_BIN)

@@ -30,8 +30,7 @@ static void spec_names(const struct param_spec *spec, char *buf, size_t size)
         n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", spec->name);
 }
 
-static int check_keys(const struct param_spec *spec, const char *type, const struct config_node *map,
-                      struct error *err)
+static int check_keys(const struct param_spec *spec, const char *type, const struct config_node *map, struct error *err)
 {
     if (map->kind != NODE_MAP)
         return config_node_error(err, map, "expected a map of settings");
@@ -170,8 +169,8 @@ static int load_scalar(const struct param_spec *s, const struct config_node *n, 
     }
 }
 
-static int load_one(const struct param_spec *s, const struct config_node *map, const struct config_node *n,
-                    void *ctx, struct error *err)
+static int load_one(const struct param_spec *s, const struct config_node *map, const struct config_node *n, void *ctx,
+                    struct error *err)
 {
     switch (s->type) {
     case PARAM_SECTION: return params_load(s->section, NULL, n, ctx, err);

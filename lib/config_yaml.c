@@ -4,8 +4,8 @@
  * duplicate keys rejected. ${VAR} in values expands from the environment; an unset variable is an error.
  */
 #include <ctype.h>
-#include <stdbool.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +49,14 @@ int config_key_error(struct error *err, const struct config_node *node, const ch
     va_list ap;
     va_start(ap, fmt);
     bool has_key = node != NULL && node->key != NULL;
-    node_error(err, node, has_key ? node->key_line : node ? node->line : 0,
-               has_key ? node->key_column : node ? node->column : 0, fmt, ap);
+    node_error(err, node,
+               has_key ? node->key_line
+               : node  ? node->line
+                       : 0,
+               has_key ? node->key_column
+               : node  ? node->column
+                       : 0,
+               fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -80,8 +86,7 @@ static int next_event(struct reader *r, yaml_event_t *ev)
 }
 
 /* Appends ${VAR}'s value, or fails naming the variable. */
-static int expand_var(struct reader *r, const yaml_mark_t *mark, const char **pp, char **out, size_t *len,
-                      size_t *cap)
+static int expand_var(struct reader *r, const yaml_mark_t *mark, const char **pp, char **out, size_t *len, size_t *cap)
 {
     const char *p = *pp + 2, *end = strchr(p, '}');
     char name[128], reason[192];
@@ -179,8 +184,7 @@ static struct config_node *add_child(struct reader *r, struct config_node *paren
 static int read_node(struct reader *r, yaml_event_t *ev, struct config_node *node, int depth);
 
 /* A map entry: the key event ev, then its value. */
-static int read_entry(struct reader *r, yaml_event_t *ev, struct config_node *map, struct config_node *child,
-                      int depth)
+static int read_entry(struct reader *r, yaml_event_t *ev, struct config_node *map, struct config_node *child, int depth)
 {
     char reason[160];
     if (ev->type != YAML_SCALAR_EVENT)

@@ -22,8 +22,7 @@ struct dispatcher {
     void *report_arg;
 };
 
-int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report,
-                      void *report_arg)
+int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report, void *report_arg)
 {
     struct dispatcher *d = calloc(1, sizeof(*d));
     *out = d;

@@ -53,8 +53,8 @@ int httpd_parse_listen(const char *listen, struct sockaddr_storage *addr, struct
     return 0; /* an empty host: INADDR_ANY */
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type, char *body,
-                             size_t len, enum MHD_ResponseMemoryMode mode)
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type, char *body, size_t len,
+                             enum MHD_ResponseMemoryMode mode)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
     if (r == NULL)

@@ -186,9 +186,9 @@ enum outcome kube_failure(const struct kube_response *resp, const char *what, st
     if (resp->status == 0)
         return action_fail(res, true, "%s: %s", what, resp->message);
     bool transient = resp->status == 429 || resp->status >= 500;
-    enum outcome o = resp->message[0] ? action_fail(res, transient, "%s: HTTP %ld (%s)", what, resp->status,
-                                                    resp->message)
-                                      : action_fail(res, transient, "%s: HTTP %ld", what, resp->status);
+    enum outcome o = resp->message[0]
+                         ? action_fail(res, transient, "%s: HTTP %ld (%s)", what, resp->status, resp->message)
+                         : action_fail(res, transient, "%s: HTTP %ld", what, resp->status);
     res->retry_after_ms = resp->retry_after_s * 1000;
     return o;
 }
@@ -242,8 +242,8 @@ void kube_record_event(struct kube *k, const struct kube_event *ev)
     struct kube_response resp;
     snprintf(path, sizeof(path), "/apis/events.k8s.io/v1/namespaces/%s/events", ns);
     char *body = event_body(k, ev, ns);
-    struct kube_request req = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                               .dry_run = ev->dry_run};
+    struct kube_request req = {
+        .method = "POST", .path = path, .content_type = "application/json", .body = body, .dry_run = ev->dry_run};
     int rc = body ? kube_call(k, &req, &resp) : -1;
     if (rc != 0 || resp.status != 201)
         log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error",

@@ -63,8 +63,7 @@ static int load_pem(const struct config_node *map, const char *key, const char *
     return 0;
 }
 
-static int load_cluster(struct kube_endpoint *ep, const struct config_node *cluster, const char *dir,
-                        struct error *err)
+static int load_cluster(struct kube_endpoint *ep, const struct config_node *cluster, const char *dir, struct error *err)
 {
     const char *server = scalar(cluster, "server");
     const char *insecure = scalar(cluster, "insecure-skip-tls-verify");
@@ -101,8 +100,8 @@ static int load_user(struct kube_endpoint *ep, const struct config_node *user, c
     return 0;
 }
 
-static int load_context(struct kube_endpoint *ep, const struct config_node *root, const char *want,
-                        const char *dir, struct error *err)
+static int load_context(struct kube_endpoint *ep, const struct config_node *root, const char *want, const char *dir,
+                        struct error *err)
 {
     const char *name = want ? want : scalar(root, "current-context");
     if (name == NULL)
@@ -112,8 +111,8 @@ static int load_context(struct kube_endpoint *ep, const struct config_node *root
     if (body == NULL)
         return config_node_error(err, root, "no context named '%.64s'", name);
     const char *cluster_name = scalar(body, "cluster"), *user_name = scalar(body, "user");
-    const struct config_node *cluster = config_node_get(named(root, "clusters", cluster_name ? cluster_name : ""),
-                                                        "cluster");
+    const struct config_node *cluster =
+        config_node_get(named(root, "clusters", cluster_name ? cluster_name : ""), "cluster");
     const struct config_node *user = config_node_get(named(root, "users", user_name ? user_name : ""), "user");
     if (cluster == NULL)
         return config_node_error(err, body, "context '%.64s' names no known cluster", name);

@@ -159,8 +159,7 @@ static void render_series(struct text *t)
         emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",le=\"+Inf\"} %lu\n", series[i].playbook,
              series[i].count);
         emit(t, "playbookd_action_duration_seconds_sum{playbook=\"%s\"} %.6f\n", series[i].playbook, series[i].sum);
-        emit(t, "playbookd_action_duration_seconds_count{playbook=\"%s\"} %lu\n", series[i].playbook,
-             series[i].count);
+        emit(t, "playbookd_action_duration_seconds_count{playbook=\"%s\"} %lu\n", series[i].playbook, series[i].count);
     }
 }
 
@@ -169,19 +168,23 @@ char *metrics_render(size_t *len)
     struct text t = {.buf = malloc(4096), .cap = 4096};
     if (t.buf == NULL)
         return NULL;
-    counter(&t, "playbookd_alerts_received_total", "Messages received, valid or not.",
-            atomic_load(&alerts_received));
+    counter(&t, "playbookd_alerts_received_total", "Messages received, valid or not.", atomic_load(&alerts_received));
     counter(&t, "playbookd_alerts_rejected_total", "Messages rejected as bad input (not a Falco alert).",
             atomic_load(&alerts_rejected));
     counter(&t, "playbookd_nats_reconnects_total", "Reconnections to NATS.", atomic_load(&nats_reconnects));
-    emit(&t, "# HELP playbookd_nats_connected 1 while connected to NATS.\n# TYPE playbookd_nats_connected gauge\n"
-             "playbookd_nats_connected %d\n", atomic_load(&nats_connected) ? 1 : 0);
-    emit(&t, "# HELP playbookd_config_reloads_total Config reloads (SIGHUP) by result.\n"
-             "# TYPE playbookd_config_reloads_total counter\n"
-             "playbookd_config_reloads_total{result=\"ok\"} %lu\nplaybookd_config_reloads_total{result=\"failed\"} %lu\n",
+    emit(&t,
+         "# HELP playbookd_nats_connected 1 while connected to NATS.\n# TYPE playbookd_nats_connected gauge\n"
+         "playbookd_nats_connected %d\n",
+         atomic_load(&nats_connected) ? 1 : 0);
+    emit(&t,
+         "# HELP playbookd_config_reloads_total Config reloads (SIGHUP) by result.\n"
+         "# TYPE playbookd_config_reloads_total counter\n"
+         "playbookd_config_reloads_total{result=\"ok\"} %lu\nplaybookd_config_reloads_total{result=\"failed\"} %lu\n",
          atomic_load(&reloads_ok), atomic_load(&reloads_failed));
-    emit(&t, "# HELP playbookd_build_info The running version.\n# TYPE playbookd_build_info gauge\n"
-             "playbookd_build_info{version=\"%s\"} 1\n", PLAYBOOKD_VERSION);
+    emit(&t,
+         "# HELP playbookd_build_info The running version.\n# TYPE playbookd_build_info gauge\n"
+         "playbookd_build_info{version=\"%s\"} 1\n",
+         PLAYBOOKD_VERSION);
     pthread_mutex_lock(&series_lock);
     render_series(&t);
     pthread_mutex_unlock(&series_lock);

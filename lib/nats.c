@@ -243,8 +243,8 @@ static natsStatus subscribe_one(struct nats_link *l, struct slot *slot, const ch
     return s;
 }
 
-int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const struct config *cfg,
-                   struct dispatcher *d, struct error *err)
+int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const struct config *cfg, struct dispatcher *d,
+                   struct error *err)
 {
     struct nats_subscriptions *set = calloc(1, sizeof(*set));
     *out = NULL;

@@ -17,8 +17,7 @@ const struct playbook_type *playbook_type_find(const char *name)
 }
 
 int playbook_create(struct playbook **out, const char *name, const struct playbook_type *type,
-                    const struct config_node *params, bool dry_run, const struct playbook_env *env,
-                    struct error *err)
+                    const struct config_node *params, bool dry_run, const struct playbook_env *env, struct error *err)
 {
     struct playbook *pb = calloc(1, sizeof(*pb));
     *out = NULL;
@@ -85,10 +84,15 @@ void playbook_record_event(const struct playbook *pb, const struct alert *a, con
                            const char *name, const char *uid, const char *action)
 {
     char note[900];
-    snprintf(note, sizeof(note), "playbookd playbook %s (%s) after Falco rule \"%s\" (%s)", pb->name,
-             pb->type->name, a->rule, priority_name(a->priority));
+    snprintf(note, sizeof(note), "playbookd playbook %s (%s) after Falco rule \"%s\" (%s)", pb->name, pb->type->name,
+             a->rule, priority_name(a->priority));
     struct kube_event ev = {
-        .kind = kind, .namespace_ = ns, .name = name, .uid = uid, .action = action, .note = note,
+        .kind = kind,
+        .namespace_ = ns,
+        .name = name,
+        .uid = uid,
+        .action = action,
+        .note = note,
         .dry_run = pb->dry_run,
     };
     kube_record_event(pb->env->kube, &ev);

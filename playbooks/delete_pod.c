@@ -53,8 +53,8 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t.ns, t.pod);
-    struct kube_request req = {.method = "DELETE", .path = path, .content_type = "application/json",
-                               .body = body, .dry_run = pb->dry_run};
+    struct kube_request req = {
+        .method = "DELETE", .path = path, .content_type = "application/json", .body = body, .dry_run = pb->dry_run};
     struct kube_response resp;
     kube_call(pb->env->kube, &req, &resp);
     free(body);

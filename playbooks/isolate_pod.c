@@ -15,7 +15,7 @@
 
 struct isolate_pod {
     char *policy_name;
-    char *label;                   /* "key=value" as configured */
+    char *label; /* "key=value" as configured */
     char label_key[320], label_value[64];
 };
 
@@ -24,7 +24,10 @@ static const struct param_spec isolate_pod_params[] = {
      .type = PARAM_STRING,
      .def = "playbookd-isolate",
      .offset = offsetof(struct isolate_pod, policy_name)},
-    {.name = "label", .type = PARAM_STRING, .def = "playbookd.io/isolated=true", .offset = offsetof(struct isolate_pod, label)},
+    {.name = "label",
+     .type = PARAM_STRING,
+     .def = "playbookd.io/isolated=true",
+     .offset = offsetof(struct isolate_pod, label)},
     {0},
 };
 
@@ -77,8 +80,8 @@ static enum outcome ensure_policy(struct playbook *pb, const struct target *t, s
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies", t->ns);
-    struct kube_request req = {.method = "POST", .path = path, .content_type = "application/json", .body = body,
-                               .dry_run = pb->dry_run};
+    struct kube_request req = {
+        .method = "POST", .path = path, .content_type = "application/json", .body = body, .dry_run = pb->dry_run};
     struct kube_response resp;
     kube_call(pb->env->kube, &req, &resp);
     free(body);
@@ -104,8 +107,11 @@ static enum outcome label_pod(struct playbook *pb, const struct target *t, struc
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    struct kube_request req = {.method = "PATCH", .path = path, .content_type = "application/merge-patch+json",
-                               .body = body, .dry_run = pb->dry_run};
+    struct kube_request req = {.method = "PATCH",
+                               .path = path,
+                               .content_type = "application/merge-patch+json",
+                               .body = body,
+                               .dry_run = pb->dry_run};
     struct kube_response resp;
     kube_call(pb->env->kube, &req, &resp);
     free(body);

@@ -4,9 +4,5 @@
 extern const struct playbook_type playbook_slack, playbook_delete_pod, playbook_taint_node, playbook_isolate_pod;
 
 const struct playbook_type *const playbook_types[] = {
-    &playbook_slack,
-    &playbook_delete_pod,
-    &playbook_taint_node,
-    &playbook_isolate_pod,
-    NULL,
+    &playbook_slack, &playbook_delete_pod, &playbook_taint_node, &playbook_isolate_pod, NULL,
 };

@@ -63,10 +63,9 @@ static enum outcome node_of_pod(struct playbook *pb, const struct target *t, cha
     struct kube_response resp;
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
     enum outcome o = get_object(pb, path, "get pod", &resp, res);
-    const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"),
-                                                         "nodeName");
-    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"),
-                                                        "uid");
+    const cJSON *name =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"), "nodeName");
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"), "uid");
     if (resp.status == 404)
         o = action_skip(res, "the pod is gone: its node is unknown");
     else if (o == OUTCOME_OK && t->uid != NULL && !(cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0))
@@ -82,7 +81,7 @@ static enum outcome node_of_pod(struct playbook *pb, const struct target *t, cha
 static bool has_taint(const cJSON *taints, const struct taint_node *t)
 {
     const cJSON *item;
-    cJSON_ArrayForEach(item, taints) {
+    cJSON_ArrayForEach (item, taints) {
         const cJSON *key = cJSON_GetObjectItemCaseSensitive(item, "key");
         const cJSON *effect = cJSON_GetObjectItemCaseSensitive(item, "effect");
         if (cJSON_IsString(key) && cJSON_IsString(effect) && strcmp(key->valuestring, t->key) == 0 &&
@@ -145,8 +144,11 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
     char *body = taint_patch(t, version->valuestring, cJSON_IsArray(taints), cJSON_IsObject(spec));
     if (body == NULL)
         return action_fail(res, true, "out of memory");
-    struct kube_request req = {.method = "PATCH", .path = path, .content_type = "application/json-patch+json",
-                               .body = body, .dry_run = pb->dry_run};
+    struct kube_request req = {.method = "PATCH",
+                               .path = path,
+                               .content_type = "application/json-patch+json",
+                               .body = body,
+                               .dry_run = pb->dry_run};
     struct kube_response resp;
     kube_call(pb->env->kube, &req, &resp);
     free(body);

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential pkg-config
+  build-essential pkg-config clang-format
   libnats-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libcmocka-dev libmicrohttpd-dev
   nats-server
   python3 python3-pytest python3-yaml python3-cryptography python3-jsonschema

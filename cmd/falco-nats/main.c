@@ -51,11 +51,16 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, char **serv
 {
     enum { OPT_TOKEN = 256, OPT_USER, OPT_PASSWORD, OPT_CREDS, OPT_CA, OPT_CERT, OPT_KEY, OPT_LOG, OPT_VERSION };
     static const struct option longopts[] = {
-        {"token", required_argument, NULL, OPT_TOKEN},     {"user", required_argument, NULL, OPT_USER},
-        {"password", required_argument, NULL, OPT_PASSWORD}, {"creds", required_argument, NULL, OPT_CREDS},
-        {"tls-ca", required_argument, NULL, OPT_CA},       {"tls-cert", required_argument, NULL, OPT_CERT},
-        {"tls-key", required_argument, NULL, OPT_KEY},     {"log-format", required_argument, NULL, OPT_LOG},
-        {"version", no_argument, NULL, OPT_VERSION},       {"help", no_argument, NULL, 'h'},
+        {"token", required_argument, NULL, OPT_TOKEN},
+        {"user", required_argument, NULL, OPT_USER},
+        {"password", required_argument, NULL, OPT_PASSWORD},
+        {"creds", required_argument, NULL, OPT_CREDS},
+        {"tls-ca", required_argument, NULL, OPT_CA},
+        {"tls-cert", required_argument, NULL, OPT_CERT},
+        {"tls-key", required_argument, NULL, OPT_KEY},
+        {"log-format", required_argument, NULL, OPT_LOG},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -85,7 +90,8 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, char **serv
         }
     }
     if (optind < argc || (n->user == NULL) != (n->password == NULL) || (n->tls_cert == NULL) != (n->tls_key == NULL)) {
-        fprintf(stderr, "falco-nats: %s\n", optind < argc ? "unexpected argument" : "user/password and tls-cert/tls-key go in pairs");
+        fprintf(stderr, "falco-nats: %s\n",
+                optind < argc ? "unexpected argument" : "user/password and tls-cert/tls-key go in pairs");
         usage(stderr);
         return 2;
     }

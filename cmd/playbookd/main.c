@@ -46,10 +46,13 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 {
     enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},   {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-        {"check", no_argument, NULL, OPT_CHECK},     {"replay", required_argument, NULL, OPT_REPLAY},
+        {"config", required_argument, NULL, 'c'},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"replay", required_argument, NULL, OPT_REPLAY},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-        {"version", no_argument, NULL, OPT_VERSION}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -273,8 +276,7 @@ static int run_daemon(struct config *cfg, const struct flags *f)
     while (rc == 0 && sigwait(&set, &sig) == 0 && sig == SIGHUP)
         reload(&g, link, f);
     if (rc == 0)
-        log_kv(LOG_INFO, "stopping: draining the subscriptions", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
-               NULL);
+        log_kv(LOG_INFO, "stopping: draining the subscriptions", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     nats_unsubscribe(g.subs, g.cfg ? g.cfg->shutdown_timeout_ms : 0);
     httpd_stop(http);
     nats_link_destroy(link, 5000);
@@ -308,9 +310,8 @@ int main(int argc, char **argv)
         return 1;
     }
     if (f.check) {
-        printf("%s: ok (%zu playbook%s, %zu topic%s%s)\n", f.config, cfg->n_playbooks,
-               cfg->n_playbooks == 1 ? "" : "s", cfg->n_topics, cfg->n_topics == 1 ? "" : "s",
-               cfg->dry_run ? ", dry run" : "");
+        printf("%s: ok (%zu playbook%s, %zu topic%s%s)\n", f.config, cfg->n_playbooks, cfg->n_playbooks == 1 ? "" : "s",
+               cfg->n_topics, cfg->n_topics == 1 ? "" : "s", cfg->dry_run ? ", dry run" : "");
         config_destroy(cfg);
         return 0;
     }

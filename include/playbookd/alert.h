@@ -31,16 +31,16 @@ const char *priority_token(enum priority p); /* "notice", as in subjects */
 struct cJSON;
 
 struct alert {
-    struct cJSON *root;        /* owns the parsed tree */
-    const char *rule;          /* never NULL once parsed */
+    struct cJSON *root; /* owns the parsed tree */
+    const char *rule;   /* never NULL once parsed */
     enum priority priority;
-    const char *output;        /* "" when absent */
-    const char *time;          /* "" when absent; RFC 3339 */
-    const char *hostname;      /* "" when absent */
-    const char *source;        /* "" when absent */
-    const struct cJSON *tags;  /* array of strings, or NULL */
+    const char *output;         /* "" when absent */
+    const char *time;           /* "" when absent; RFC 3339 */
+    const char *hostname;       /* "" when absent */
+    const char *source;         /* "" when absent */
+    const struct cJSON *tags;   /* array of strings, or NULL */
     const struct cJSON *fields; /* output_fields object, or NULL */
-    char time_buf[48];         /* time rendered from gRPC's {seconds, nanos} form */
+    char time_buf[48];          /* time rendered from gRPC's {seconds, nanos} form */
 };
 
 /* Parses one alert. On failure returns -1 with the reason in err, and a holds nothing to free. */

@@ -19,8 +19,8 @@ enum config_node_kind { NODE_SCALAR, NODE_SEQ, NODE_MAP };
 struct config_node {
     enum config_node_kind kind;
     const char *file;
-    char *key;   /* set on the children of a map */
-    char *value; /* scalars, after ${VAR} expansion */
+    char *key;                /* set on the children of a map */
+    char *value;              /* scalars, after ${VAR} expansion */
     int line, column;         /* of the value */
     int key_line, key_column; /* of the key, for the children of a map */
     struct config_node *children;
@@ -64,11 +64,11 @@ struct string_list {
 struct param_spec {
     const char *name;
     enum param_type type;
-    const char *def;             /* default as text, or NULL */
+    const char *def; /* default as text, or NULL */
     bool required;
-    size_t offset;               /* where the value goes in the playbook's context */
-    long min, max;               /* PARAM_INT bounds */
-    const char *const *choices;  /* PARAM_CHOICE: NULL-terminated list */
+    size_t offset;                    /* where the value goes in the playbook's context */
+    long min, max;                    /* PARAM_INT bounds */
+    const char *const *choices;       /* PARAM_CHOICE: NULL-terminated list */
     const struct param_spec *section; /* PARAM_SECTION */
 };
 
@@ -91,8 +91,8 @@ struct config_nats {
 
 struct config_kube {
     char *kubeconfig, *context;
-    char *sa_dir;     /* in cluster: the service account's token, ca.crt, namespace */
-    long timeout_ms;  /* per request */
+    char *sa_dir;    /* in cluster: the service account's token, ca.crt, namespace */
+    long timeout_ms; /* per request */
 };
 
 struct config_http {

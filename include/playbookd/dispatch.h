@@ -26,8 +26,7 @@ typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct 
                                    const char *reason);
 
 /* Retries follow cfg->retry. */
-int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report,
-                      void *report_arg);
+int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report, void *report_arg);
 void dispatcher_destroy(struct dispatcher *d);
 
 /*

@@ -1,6 +1,7 @@
 /*
  * http.h: a small libcurl wrapper. Easy handles are pooled: each serves one request at a time, keeps its
- * connections alive for the next, and no connection cache is shared between handles. https only, except plain http to loopback (tests and local sidecars).
+ * connections alive for the next, and no connection cache is shared between handles. https only, except plain http to
+ * loopback (tests and local sidecars).
  */
 #ifndef PLAYBOOKD_HTTP_H
 #define PLAYBOOKD_HTTP_H
@@ -39,8 +40,8 @@ struct http_request {
 };
 
 struct http_response {
-    long status;        /* 0 when no response arrived */
-    char *body;         /* NUL-terminated, malloc'd */
+    long status; /* 0 when no response arrived */
+    char *body;  /* NUL-terminated, malloc'd */
     size_t body_len;
     long retry_after_s; /* Retry-After, or 0 */
 };

@@ -20,12 +20,12 @@ struct cJSON;
 
 /* Where the API server is and how to authenticate (kube_config.c). */
 struct kube_endpoint {
-    char *server;                 /* https://host:port */
+    char *server; /* https://host:port */
     char *ca_file, *cert_file, *key_file;
     char *ca_data, *cert_data, *key_data; /* PEM, decoded from a kubeconfig's *-data */
     size_t ca_len, cert_len, key_len;
-    char *token;                  /* a fixed token */
-    char *token_file;             /* or a token file, re-read as it rotates */
+    char *token;      /* a fixed token */
+    char *token_file; /* or a token file, re-read as it rotates */
 };
 
 int kube_endpoint_load(struct kube_endpoint *ep, const struct config_kube *cfg, struct error *err);
@@ -48,10 +48,10 @@ struct kube_request {
 };
 
 struct kube_response {
-    long status;         /* 0: no answer (the reason is in message) */
-    struct cJSON *json;  /* the body, parsed, or NULL */
+    long status;        /* 0: no answer (the reason is in message) */
+    struct cJSON *json; /* the body, parsed, or NULL */
     long retry_after_s;
-    char message[200];   /* a Status object's "reason: message", or the transport error */
+    char message[200]; /* a Status object's "reason: message", or the transport error */
 };
 
 /* Sends the request, once more at once with a fresh token after a 401. 0 if an answer arrived. */

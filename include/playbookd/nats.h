@@ -27,8 +27,8 @@ natsConnection *nats_link_connection(struct nats_link *l);
 struct nats_subscriptions;
 
 /* Subscribes to every topic pattern of cfg; each message is handed to d. */
-int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const struct config *cfg,
-                   struct dispatcher *d, struct error *err);
+int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const struct config *cfg, struct dispatcher *d,
+                   struct error *err);
 /*
  * Stops taking messages, lets those already received be handled for up to timeout_ms (the rest are
  * dropped and counted in the log), waits for the handler in flight to return, and frees. NULL: no-op.

@@ -50,8 +50,8 @@ struct playbook_env {
  * init and destroy are optional, for what the table cannot say or derive.
  */
 struct playbook_type {
-    const char *name;               /* "slack" */
-    bool needs_kube;                /* calls the Kubernetes API */
+    const char *name;                /* "slack" */
+    bool needs_kube;                 /* calls the Kubernetes API */
     const struct param_spec *params; /* ended by a NULL name; NULL: init does it all */
     size_t ctx_size;
     int (*init)(struct playbook *pb, const struct config_node *params, struct error *err);
@@ -72,8 +72,7 @@ extern const struct playbook_type *const playbook_types[];
 const struct playbook_type *playbook_type_find(const char *name);
 
 int playbook_create(struct playbook **out, const char *name, const struct playbook_type *type,
-                    const struct config_node *params, bool dry_run, const struct playbook_env *env,
-                    struct error *err);
+                    const struct config_node *params, bool dry_run, const struct playbook_env *env, struct error *err);
 void playbook_destroy(struct playbook *pb);
 
 /*

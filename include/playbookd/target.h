@@ -12,9 +12,9 @@
 #include "playbookd/playbook.h"
 
 struct target {
-    bool host;                    /* a host event: no pod, node is the alert's hostname */
-    const char *ns, *pod, *uid;   /* a pod event; uid may be NULL */
-    const char *node;             /* a host event */
+    bool host;                  /* a host event: no pod, node is the alert's hostname */
+    const char *ns, *pod, *uid; /* a pod event; uid may be NULL */
+    const char *node;           /* a host event */
 };
 
 /* True for an event on the host itself (container.id "host", or a syscall alert without pod fields). */

@@ -101,8 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool matched = subject_matches(pattern, subject);
     if (valid == 0 && matched != reference_match(pattern, subject))
         abort();
-    if (matched && (*subject == 0 || *subject == '.' || subject[strlen(subject) - 1] == '.' ||
-                    strstr(subject, "..") != NULL))
+    if (matched &&
+        (*subject == 0 || *subject == '.' || subject[strlen(subject) - 1] == '.' || strstr(subject, "..") != NULL))
         abort(); /* a subject with an empty token never matches */
     /* A valid pattern without wildcards matches itself. */
     if (valid == 0 && strpbrk(pattern, "*>") == NULL && !subject_matches(pattern, pattern))

@@ -1,8 +1,9 @@
 /* test_alert.c: unit tests for alert_parse (good input, every rejection and its reason) and alert_field. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
@@ -40,8 +41,8 @@ static void check_reject_len(const char *data, size_t len, const char *reason)
     if (strcmp(err.msg, reason) != 0)
         fail_msg("input %.*s\nexpected reason: %s\n     got reason: %s", (int)(len < 200 ? len : 200), data, reason,
                  err.msg);
-    assert_null(a.root); /* "a holds nothing to free" */
-    alert_free(&a);      /* and freeing it anyway is harmless */
+    assert_null(a.root);                                    /* "a holds nothing to free" */
+    alert_free(&a);                                         /* and freeing it anyway is harmless */
     assert_int_equal(alert_parse(&a, data, len, NULL), -1); /* err may be NULL */
 }
 
@@ -180,8 +181,7 @@ static void test_reject_json(void **state)
     (void)state;
     check_reject("hello", "invalid JSON near byte 0");
     check_reject("{\"rule\":", "invalid JSON near byte 7");
-    check_reject("{\"rule\":\"r\",\"priority\":\"Notice\"} x",
-                 "trailing data after the JSON object at byte 33");
+    check_reject("{\"rule\":\"r\",\"priority\":\"Notice\"} x", "trailing data after the JSON object at byte 33");
     check_reject("{\"rule\":\"r\",\"priority\":\"Notice\"}{}", "trailing data after the JSON object at byte 32");
     check_reject("[1]", "not a JSON object but an array");
     check_reject("[{\"rule\":\"r\",\"priority\":\"Notice\"}]", "not a JSON object but an array");
@@ -281,16 +281,16 @@ static void test_reject_size(void **state)
 static void test_reject_utf8(void **state)
 {
     (void)state;
-    check_reject("{\"rule\":\"\xc0\xaf\",\"priority\":\"Notice\"}", "invalid UTF-8");     /* overlong '/' */
-    check_reject("{\"rule\":\"\xe0\x80\xaf\",\"priority\":\"Notice\"}", "invalid UTF-8"); /* overlong, 3 bytes */
-    check_reject("{\"rule\":\"\xed\xa0\x80\",\"priority\":\"Notice\"}", "invalid UTF-8"); /* surrogate D800 */
-    check_reject("{\"rule\":\"a\xff\",\"priority\":\"Notice\"}", "invalid UTF-8");        /* stray 0xff */
-    check_reject("{\"rule\":\"a\x80\",\"priority\":\"Notice\"}", "invalid UTF-8");        /* lone continuation */
-    check_reject("{\"rule\":\"\xe2\x82\",\"priority\":\"Notice\"}", "invalid UTF-8");     /* truncated */
+    check_reject("{\"rule\":\"\xc0\xaf\",\"priority\":\"Notice\"}", "invalid UTF-8");         /* overlong '/' */
+    check_reject("{\"rule\":\"\xe0\x80\xaf\",\"priority\":\"Notice\"}", "invalid UTF-8");     /* overlong, 3 bytes */
+    check_reject("{\"rule\":\"\xed\xa0\x80\",\"priority\":\"Notice\"}", "invalid UTF-8");     /* surrogate D800 */
+    check_reject("{\"rule\":\"a\xff\",\"priority\":\"Notice\"}", "invalid UTF-8");            /* stray 0xff */
+    check_reject("{\"rule\":\"a\x80\",\"priority\":\"Notice\"}", "invalid UTF-8");            /* lone continuation */
+    check_reject("{\"rule\":\"\xe2\x82\",\"priority\":\"Notice\"}", "invalid UTF-8");         /* truncated */
     check_reject("{\"rule\":\"\xf4\x90\x80\x80\",\"priority\":\"Notice\"}", "invalid UTF-8"); /* > U+10FFFF */
     /* A sequence cut by the end of the message. */
-    check_reject_len("{\"rule\":\"r\",\"priority\":\"Notice\"}\xc3\xa9", strlen("{\"rule\":\"r\",\"priority\":\"Notice\"}") + 1,
-                     "invalid UTF-8");
+    check_reject_len("{\"rule\":\"r\",\"priority\":\"Notice\"}\xc3\xa9",
+                     strlen("{\"rule\":\"r\",\"priority\":\"Notice\"}") + 1, "invalid UTF-8");
     /* A NUL byte inside the message. */
     static const char nul[] = "{\"rule\":\"a\0b\",\"priority\":\"Notice\"}";
     check_reject_len(nul, sizeof(nul) - 1, "invalid UTF-8");
@@ -307,7 +307,8 @@ static void test_reject_utf8(void **state)
 static void test_reject_output_fields(void **state)
 {
     (void)state;
-    check_reject("{\"rule\":\"r\",\"priority\":\"Notice\",\"output_fields\":null}", "output_fields is null, not an object");
+    check_reject("{\"rule\":\"r\",\"priority\":\"Notice\",\"output_fields\":null}",
+                 "output_fields is null, not an object");
     check_reject("{\"rule\":\"r\",\"priority\":\"Notice\",\"output_fields\":3}",
                  "output_fields is a number, not an object");
     check_reject("{\"rule\":\"r\",\"priority\":\"Notice\",\"output_fields\":\"k=v\"}",
@@ -391,10 +392,11 @@ static void test_field_sample_kinds(void **state)
     (void)state;
     /* Line 22 of the public sample: numbers where line 21 has strings. */
     struct alert a;
-    parse_ok(&a, "{\"hostname\":\"host\",\"output\":\"Falco internal: syscall event drop. 815508 system calls dropped in "
-                 "last second.\",\"output_fields\":{\"n_drops\":815508,\"n_drops_buffer_total\":815508,\"n_drops_bug\":0,"
-                 "\"n_evts\":2270350},\"priority\":\"Debug\",\"rule\":\"Falco internal: syscall event drop\","
-                 "\"time\":\"2023-03-03T03:03:03.000000003Z\"}");
+    parse_ok(&a,
+             "{\"hostname\":\"host\",\"output\":\"Falco internal: syscall event drop. 815508 system calls dropped in "
+             "last second.\",\"output_fields\":{\"n_drops\":815508,\"n_drops_buffer_total\":815508,\"n_drops_bug\":0,"
+             "\"n_evts\":2270350},\"priority\":\"Debug\",\"rule\":\"Falco internal: syscall event drop\","
+             "\"time\":\"2023-03-03T03:03:03.000000003Z\"}");
     check_field(&a, "n_drops", "815508");
     check_field(&a, "n_drops_bug", "0");
     check_field(&a, "n_evts", "2270350");
@@ -412,7 +414,8 @@ static void test_reparse_reuses_struct(void **state)
         alert_free(&a);
         check_reject("{\"rule\":\"r\",\"priority\":\"Notice\",\"output_fields\":[1,2,3]}",
                      "output_fields is an array, not an object");
-        check_reject("{\"rule\":\"r\",\"priority\":\"Nope\",\"output_fields\":{\"a\":\"b\"}}", "unknown priority \"Nope\"");
+        check_reject("{\"rule\":\"r\",\"priority\":\"Nope\",\"output_fields\":{\"a\":\"b\"}}",
+                     "unknown priority \"Nope\"");
         check_reject("{\"rule\":\"\",\"priority\":\"Notice\",\"output_fields\":{\"a\":\"b\"}}", "empty rule");
         check_reject("{\"rule\":\"r\",\"priority\":\"Notice\",\"output_fields\":{\"a\":\"b\"}} ]",
                      "trailing data after the JSON object at byte 59");

@@ -1,14 +1,15 @@
 /* test_config.c: unit tests for config_load_string: defaults, sharing of playbooks, ${VAR}, and every error's text. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "playbookd/config.h"
@@ -284,9 +285,9 @@ static void test_env_expansion(void **state)
 static void test_error_unknown_keys(void **state)
 {
     (void)state;
-    check_error("nats: {}\nfoo: 1\n",
-                NAME ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, shutdown_timeout_ms, dry_run, "
-                     "protected_namespaces, playbooks, topics)");
+    check_error("nats: {}\nfoo: 1\n", NAME
+                ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, shutdown_timeout_ms, dry_run, "
+                "protected_namespaces, playbooks, topics)");
     check_error("nats:\n  servers: [nats://x:1]\n  bogus: 1\n",
                 NAME ":3:3: key 'bogus': unknown key (valid: servers, queue_group, token, user, password, credentials, "
                      "tls)");
@@ -406,13 +407,13 @@ static void test_error_values(void **state)
     check_error("retry:\n  attempts: \"\"\n", NAME ":2:13: key 'attempts': expected an integer");
     check_error("retry:\n  max_backoff_ms: 99999999999999999999999\n",
                 NAME ":2:19: key 'max_backoff_ms': expected an integer");
-    check_error("retry: {initial_backoff_ms: -5}\n", NAME ":1:29: key 'initial_backoff_ms': must be between 1 and 60000");
+    check_error("retry: {initial_backoff_ms: -5}\n",
+                NAME ":1:29: key 'initial_backoff_ms': must be between 1 and 60000");
     check_error("protected_namespaces: [kube-system, Kube_System]\n",
                 NAME ":1:23: key 'protected_namespaces': 'Kube_System' is not a valid namespace name");
     check_error("protected_namespaces: [-a]\n",
                 NAME ":1:23: key 'protected_namespaces': '-a' is not a valid namespace name");
-    check_error("protected_namespaces: [[a]]\n",
-                NAME ":1:24: expected a string in the list 'protected_namespaces'");
+    check_error("protected_namespaces: [[a]]\n", NAME ":1:24: expected a string in the list 'protected_namespaces'");
     check_error("nats:\n  servers: []\n", NAME ":2:3: key 'nats': servers: at least one server is needed");
 }
 
@@ -439,8 +440,8 @@ static void test_error_topics(void **state)
     snprintf(yaml, sizeof(yaml), "%stopics:\n  falco.>.x: [notify]\n", pb);
     check_error(yaml, NAME ":4:14: key 'falco.>.x': pattern \"falco.>.x\": '>' must be the last token");
     snprintf(yaml, sizeof(yaml), "%stopics:\n  \"falco. notice\": [notify]\n", pb);
-    check_error(yaml,
-                NAME ":4:20: key 'falco. notice': pattern \"falco. notice\" contains whitespace or a control character");
+    check_error(yaml, NAME
+                ":4:20: key 'falco. notice': pattern \"falco. notice\" contains whitespace or a control character");
     snprintf(yaml, sizeof(yaml), "%stopics:\n  falco.*.*: [notify, nobody]\n", pb);
     snprintf(expected, sizeof(expected),
              NAME ":4:23: 'nobody' is neither a playbook defined under 'playbooks' nor a type (%s)", type_list());

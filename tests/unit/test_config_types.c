@@ -1,8 +1,10 @@
-/* test_config_types.c: config tests with stand-in playbook types: types used directly, sharing, init failures, limits. */
+/* test_config_types.c: config tests with stand-in playbook types: types used directly, sharing, init failures, limits.
+ */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -192,8 +194,8 @@ static void test_init_failures(void **state)
 {
     (void)state;
     need_stand_ins();
-    check_error("topics:\n  a: [test-noop, test-refuse]\n",
-                NAME ":2:18: type test-refuse used with its defaults: refused by the test; define it under 'playbooks'");
+    check_error("topics:\n  a: [test-noop, test-refuse]\n", NAME
+                ":2:18: type test-refuse used with its defaults: refused by the test; define it under 'playbooks'");
     /* A named playbook's init failure carries the type's reason (where is up to the type). */
     struct config *cfg = (struct config *)(uintptr_t)1;
     struct error err = {{0}};
@@ -205,10 +207,10 @@ static void test_init_failures(void **state)
                 NAME ":2:31: key 'level': must be between 0 and 9");
     check_error("playbooks:\n  n: {type: test-noop, volume: 1}\ntopics:\n  a: [n]\n",
                 NAME ":2:24: key 'volume': unknown parameter for playbook type test-noop (valid: level)");
-    check_error("topics:\n  a: [test-noop]\n  b: [nobody]\n",
-                NAME ":3:7: 'nobody' is neither a playbook defined under 'playbooks' nor a type (test-noop, test-refuse)");
+    check_error("topics:\n  a: [test-noop]\n  b: [nobody]\n", NAME
+                ":3:7: 'nobody' is neither a playbook defined under 'playbooks' nor a type (test-noop, test-refuse)");
     check_error("playbooks:\n  n: {type: nope}\n", NAME ":2:13: key 'type': unknown playbook type (valid: test-noop, "
-                                                   "test-refuse)");
+                                                        "test-refuse)");
 }
 
 static void test_too_many_playbooks(void **state)

@@ -1,8 +1,9 @@
 /* test_kube.c: unit tests for Kubernetes name checks, base64, kubeconfig and in-cluster discovery, and targets. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
@@ -88,29 +89,28 @@ static const char *temp_file(const char *text)
     return path;
 }
 
-static const char kubeconfig[] =
-    "apiVersion: v1\n"
-    "kind: Config\n"
-    "current-context: kind-test\n"
-    "clusters:\n"
-    "- name: other\n"
-    "  cluster: {server: 'https://10.0.0.1:6443'}\n"
-    "- name: kind-test\n"
-    "  cluster:\n"
-    "    server: https://127.0.0.1:6443\n"
-    "    certificate-authority-data: Q0EgUEVN\n" /* "CA PEM" */
-    "contexts:\n"
-    "- name: kind-test\n"
-    "  context: {cluster: kind-test, user: kind-test}\n"
-    "- name: files\n"
-    "  context: {cluster: other, user: files}\n"
-    "users:\n"
-    "- name: kind-test\n"
-    "  user:\n"
-    "    client-certificate-data: Q0VSVA==\n" /* "CERT" */
-    "    client-key-data: S0VZ\n"             /* "KEY" */
-    "- name: files\n"
-    "  user: {client-certificate: cert.pem, client-key: /abs/key.pem, token: abc}\n";
+static const char kubeconfig[] = "apiVersion: v1\n"
+                                 "kind: Config\n"
+                                 "current-context: kind-test\n"
+                                 "clusters:\n"
+                                 "- name: other\n"
+                                 "  cluster: {server: 'https://10.0.0.1:6443'}\n"
+                                 "- name: kind-test\n"
+                                 "  cluster:\n"
+                                 "    server: https://127.0.0.1:6443\n"
+                                 "    certificate-authority-data: Q0EgUEVN\n" /* "CA PEM" */
+                                 "contexts:\n"
+                                 "- name: kind-test\n"
+                                 "  context: {cluster: kind-test, user: kind-test}\n"
+                                 "- name: files\n"
+                                 "  context: {cluster: other, user: files}\n"
+                                 "users:\n"
+                                 "- name: kind-test\n"
+                                 "  user:\n"
+                                 "    client-certificate-data: Q0VSVA==\n" /* "CERT" */
+                                 "    client-key-data: S0VZ\n"             /* "KEY" */
+                                 "- name: files\n"
+                                 "  user: {client-certificate: cert.pem, client-key: /abs/key.pem, token: abc}\n";
 
 static void test_kubeconfig_embedded(void **state)
 {
@@ -238,10 +238,12 @@ static void test_targets(void **state)
     (void)state;
     struct target t;
     struct action_result res;
-    assert_int_equal(target_of(ALERT("\"k8s.ns.name\":\"default\",\"k8s.pod.name\":\"web-0\","
-                                     "\"k8s.pod.uid\":\"0b6f4a3e-1111-2222-3333-444455556666\",\"container.id\":\"abc\"", ""),
-                               false, &t, &res),
-                     OUTCOME_OK);
+    assert_int_equal(
+        target_of(ALERT("\"k8s.ns.name\":\"default\",\"k8s.pod.name\":\"web-0\","
+                        "\"k8s.pod.uid\":\"0b6f4a3e-1111-2222-3333-444455556666\",\"container.id\":\"abc\"",
+                        ""),
+                  false, &t, &res),
+        OUTCOME_OK);
     assert_string_equal(t.ns, "default");
     assert_string_equal(t.pod, "web-0");
     assert_string_equal(t.uid, "0b6f4a3e-1111-2222-3333-444455556666");
@@ -255,8 +257,7 @@ static void test_targets(void **state)
                 "invalid name");
     expect_skip(ALERT("\"k8s.ns.name\":\"kube-system\",\"k8s.pod.name\":\"coredns-1\"", ""), false,
                 "protected namespace kube-system");
-    expect_skip(ALERT("\"k8s.ns.name\":null,\"k8s.pod.name\":42", ",\"source\":\"k8s_audit\""), false,
-                "names no pod");
+    expect_skip(ALERT("\"k8s.ns.name\":null,\"k8s.pod.name\":42", ",\"source\":\"k8s_audit\""), false, "names no pod");
     expect_skip(ALERT("\"ka.target.name\":\"x\"", ",\"source\":\"k8s_audit\",\"hostname\":\"falco-1\""), true,
                 "names no pod");
 
@@ -266,9 +267,9 @@ static void test_targets(void **state)
     assert_true(t.host);
     assert_string_equal(t.node, "node-1");
     assert_string_equal(res.target, "node node-1");
-    assert_int_equal(target_of(ALERT("\"k8s.pod.name\":null", ",\"hostname\":\"node-2\",\"source\":\"syscall\""), true,
-                               &t, &res),
-                     OUTCOME_OK);
+    assert_int_equal(
+        target_of(ALERT("\"k8s.pod.name\":null", ",\"hostname\":\"node-2\",\"source\":\"syscall\""), true, &t, &res),
+        OUTCOME_OK);
     assert_string_equal(t.node, "node-2");
     expect_skip(ALERT("\"container.id\":\"host\"", ",\"hostname\":\"../x\""), true, "invalid name");
     expect_skip(ALERT("\"container.id\":\"host\"", ""), true, "without a hostname");
@@ -278,9 +279,12 @@ static void test_targets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),          cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_kubeconfig_embedded), cmocka_unit_test(test_kubeconfig_errors),
-        cmocka_unit_test(test_in_cluster),     cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_kubeconfig_embedded),
+        cmocka_unit_test(test_kubeconfig_errors),
+        cmocka_unit_test(test_in_cluster),
+        cmocka_unit_test(test_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,9 @@
 /* test_log.c: unit tests for log_kv: text and JSON lines, quoting, escaping, skipped NULLs, caps, one line per call. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
@@ -141,8 +142,8 @@ static void test_text_no_forged_lines(void **state)
 {
     (void)state;
     capture("text");
-    log_kv(LOG_INFO, "rejected", "reason", "x\n2024-01-01T00:00:00.000Z error forged admin=yes\n", "origin",
-           "nats\r\n", NULL);
+    log_kv(LOG_INFO, "rejected", "reason", "x\n2024-01-01T00:00:00.000Z error forged admin=yes\n", "origin", "nats\r\n",
+           NULL);
     log_kv(LOG_INFO, "line\ntwo", NULL);
     char *out = captured();
     assert_int_equal(count_char(out, '\n'), 2);
@@ -351,8 +352,8 @@ static void test_json_dozen_capped_values(void **state)
     /* Far beyond that, the line is cut, but it is still exactly one line. */
     capture("json");
     for (int rep = 0; rep < 2; rep++)
-        log_kv(LOG_INFO, "m", "k01", x, "k02", x, "k03", x, "k04", x, "k05", x, "k06", x, "k07", x, "k08", x, "k09",
-               x, "k10", x, "k11", x, "k12", x, "k13", x, "k14", x, "k15", x, "k16", x, "k17", x, "k18", x, "k19", x,
+        log_kv(LOG_INFO, "m", "k01", x, "k02", x, "k03", x, "k04", x, "k05", x, "k06", x, "k07", x, "k08", x, "k09", x,
+               "k10", x, "k11", x, "k12", x, "k13", x, "k14", x, "k15", x, "k16", x, "k17", x, "k18", x, "k19", x,
                "k20", x, "k21", x, "k22", x, "k23", x, "k24", x, "k25", x, "k26", x, "k27", x, "k28", x, "k29", x,
                "k30", x, "k31", x, "k32", x, "k33", x, "k34", x, "k35", x, "k36", x, "k37", x, "k38", x, "k39", x,
                "k40", x, NULL);

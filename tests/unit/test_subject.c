@@ -1,8 +1,9 @@
 /* test_subject.c: unit tests for subject slugs, alert subjects, NATS pattern checks and matching, priority names. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <cjson/cJSON.h>
@@ -96,11 +97,11 @@ static void test_slug_case_and_digits(void **state)
 static void test_slug_non_ascii(void **state)
 {
     (void)state;
-    check_slug("caf\xc3\xa9 cr\xc3\xa8me", "caf_cr_me");          /* each UTF-8 byte is outside [a-z0-9] */
-    check_slug("\xc3\x89t\xc3\xa9", "t");                          /* "Été": the accented letters vanish */
-    check_slug("x\xe2\x82\xacy", "x_y");                           /* a 3-byte character is one gap */
-    check_slug("\xf0\x9f\x98\x80 shell", "shell");                 /* a leading emoji */
-    check_slug("\xe6\x97\xa5\xe6\x9c\xac", NULL);                  /* only non-ASCII */
+    check_slug("caf\xc3\xa9 cr\xc3\xa8me", "caf_cr_me"); /* each UTF-8 byte is outside [a-z0-9] */
+    check_slug("\xc3\x89t\xc3\xa9", "t");                /* "Été": the accented letters vanish */
+    check_slug("x\xe2\x82\xacy", "x_y");                 /* a 3-byte character is one gap */
+    check_slug("\xf0\x9f\x98\x80 shell", "shell");       /* a leading emoji */
+    check_slug("\xe6\x97\xa5\xe6\x9c\xac", NULL);        /* only non-ASCII */
 }
 
 static void test_slug_empty(void **state)
@@ -123,7 +124,7 @@ static void test_slug_buffer_size(void **state)
     assert_int_equal(subject_slug("abc", out, 0), -1);
     assert_int_equal(subject_slug("a b", out, 4), 3);
     assert_string_equal(out, "a_b");
-    assert_int_equal(subject_slug("a b", out, 3), -1); /* the '_' does not fit with the 'b' */
+    assert_int_equal(subject_slug("a b", out, 3), -1);  /* the '_' does not fit with the 'b' */
     assert_int_equal(subject_slug("ab!!!", out, 3), 2); /* trailing punctuation takes no room */
     assert_string_equal(out, "ab");
     assert_int_equal(subject_slug("Terminal shell in container", out, sizeof(out)), -1);
@@ -168,8 +169,8 @@ static void test_subject_for_alert(void **state)
 /* The priority token an alert's JSON priority should give, derived here without playbookd's code. */
 static int expected_token(const cJSON *priority, char *out, size_t size)
 {
-    static const char *const by_number[] = {"emergency", "alert",         "critical", "error",
-                                            "warning",   "notice",        "informational", "debug"};
+    static const char *const by_number[] = {"emergency", "alert",  "critical",      "error",
+                                            "warning",   "notice", "informational", "debug"};
     if (cJSON_IsNumber(priority)) {
         int p = priority->valueint;
         if (p < 0 || p > 7)
@@ -343,8 +344,8 @@ static void check_pattern_error(const char *pattern, const char *reason)
 static void test_pattern_check_valid(void **state)
 {
     (void)state;
-    const char *valid[] = {"falco.>", ">", "*", "*.*", "falco.*.terminal_shell_in_container",
-                           "a.b.c", "falco.*.>", "a-b_c.D9", "*.>"};
+    const char *valid[] = {"falco.>", ">",         "*",        "*.*", "falco.*.terminal_shell_in_container",
+                           "a.b.c",   "falco.*.>", "a-b_c.D9", "*.>"};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
         struct error err = {{0}};
         if (subject_pattern_check(valid[i], &err) != 0)
@@ -404,15 +405,24 @@ static void test_priority_parse(void **state)
         const char *name;
         enum priority p;
     } cases[] = {
-        {"Emergency", PRIORITY_EMERGENCY}, {"EMERGENCY", PRIORITY_EMERGENCY},
-        {"Alert", PRIORITY_ALERT},         {"alert", PRIORITY_ALERT},
-        {"Critical", PRIORITY_CRITICAL},   {"cRiTiCaL", PRIORITY_CRITICAL},
-        {"Error", PRIORITY_ERROR},         {"ERROR", PRIORITY_ERROR},
-        {"Warning", PRIORITY_WARNING},     {"warning", PRIORITY_WARNING},
-        {"Notice", PRIORITY_NOTICE},       {"NOTICE", PRIORITY_NOTICE},
-        {"Informational", PRIORITY_INFORMATIONAL}, {"informational", PRIORITY_INFORMATIONAL},
-        {"Info", PRIORITY_INFORMATIONAL},  {"INFO", PRIORITY_INFORMATIONAL},
-        {"info", PRIORITY_INFORMATIONAL},  {"Debug", PRIORITY_DEBUG},
+        {"Emergency", PRIORITY_EMERGENCY},
+        {"EMERGENCY", PRIORITY_EMERGENCY},
+        {"Alert", PRIORITY_ALERT},
+        {"alert", PRIORITY_ALERT},
+        {"Critical", PRIORITY_CRITICAL},
+        {"cRiTiCaL", PRIORITY_CRITICAL},
+        {"Error", PRIORITY_ERROR},
+        {"ERROR", PRIORITY_ERROR},
+        {"Warning", PRIORITY_WARNING},
+        {"warning", PRIORITY_WARNING},
+        {"Notice", PRIORITY_NOTICE},
+        {"NOTICE", PRIORITY_NOTICE},
+        {"Informational", PRIORITY_INFORMATIONAL},
+        {"informational", PRIORITY_INFORMATIONAL},
+        {"Info", PRIORITY_INFORMATIONAL},
+        {"INFO", PRIORITY_INFORMATIONAL},
+        {"info", PRIORITY_INFORMATIONAL},
+        {"Debug", PRIORITY_DEBUG},
         {"dEBUG", PRIORITY_DEBUG},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

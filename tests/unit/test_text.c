@@ -1,8 +1,9 @@
 /* test_text.c: unit tests for UTF-8 validation, Slack escaping with truncation, and bounded copies. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -33,48 +34,49 @@ static void test_utf8_valid(void **state)
     check_valid("", 0, true);
     check_valid(NULL, 0, true);
     VALID("plain ASCII, with punctuation: <>&\"'\t\r\n\x01\x7f");
-    VALID("\xc2\x80");                 /* U+0080, the smallest 2-byte */
-    VALID("caf\xc3\xa9");              /* é */
-    VALID("\xdf\xbf");                 /* U+07FF */
-    VALID("\xe0\xa0\x80");             /* U+0800, the smallest 3-byte */
-    VALID("\xe2\x82\xac");             /* € */
-    VALID("\xed\x9f\xbf");             /* U+D7FF, just below the surrogates */
-    VALID("\xee\x80\x80");             /* U+E000, just above them */
-    VALID("\xef\xbf\xbf");             /* U+FFFF */
-    VALID("\xf0\x90\x80\x80");         /* U+10000, the smallest 4-byte */
-    VALID("\xf0\x9f\x98\x80");         /* 😀 */
-    VALID("\xf4\x8f\xbf\xbf");         /* U+10FFFF, the largest */
+    VALID("\xc2\x80");         /* U+0080, the smallest 2-byte */
+    VALID("caf\xc3\xa9");      /* é */
+    VALID("\xdf\xbf");         /* U+07FF */
+    VALID("\xe0\xa0\x80");     /* U+0800, the smallest 3-byte */
+    VALID("\xe2\x82\xac");     /* € */
+    VALID("\xed\x9f\xbf");     /* U+D7FF, just below the surrogates */
+    VALID("\xee\x80\x80");     /* U+E000, just above them */
+    VALID("\xef\xbf\xbf");     /* U+FFFF */
+    VALID("\xf0\x90\x80\x80"); /* U+10000, the smallest 4-byte */
+    VALID("\xf0\x9f\x98\x80"); /* 😀 */
+    VALID("\xf4\x8f\xbf\xbf"); /* U+10FFFF, the largest */
     VALID("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
 }
 
 static void test_utf8_invalid(void **state)
 {
     (void)state;
-    INVALID("\xc0\xaf");             /* overlong '/' */
-    INVALID("\xc1\xbf");             /* overlong U+007F */
-    INVALID("\xc0\x80");             /* overlong NUL (modified UTF-8) */
-    INVALID("\xe0\x80\xaf");         /* overlong, 3 bytes */
-    INVALID("\xe0\x9f\xbf");         /* overlong U+07FF */
-    INVALID("\xf0\x80\x80\xaf");     /* overlong, 4 bytes */
-    INVALID("\xf0\x8f\xbf\xbf");     /* overlong U+FFFF */
-    INVALID("\xed\xa0\x80");         /* surrogate U+D800 */
-    INVALID("\xed\xbf\xbf");         /* surrogate U+DFFF */
+    INVALID("\xc0\xaf");                 /* overlong '/' */
+    INVALID("\xc1\xbf");                 /* overlong U+007F */
+    INVALID("\xc0\x80");                 /* overlong NUL (modified UTF-8) */
+    INVALID("\xe0\x80\xaf");             /* overlong, 3 bytes */
+    INVALID("\xe0\x9f\xbf");             /* overlong U+07FF */
+    INVALID("\xf0\x80\x80\xaf");         /* overlong, 4 bytes */
+    INVALID("\xf0\x8f\xbf\xbf");         /* overlong U+FFFF */
+    INVALID("\xed\xa0\x80");             /* surrogate U+D800 */
+    INVALID("\xed\xbf\xbf");             /* surrogate U+DFFF */
     INVALID("\xed\xa0\xbd\xed\xb8\x80"); /* a CESU-8 surrogate pair */
-    INVALID("\xf4\x90\x80\x80");     /* U+110000 */
-    INVALID("\xf7\xbf\xbf\xbf");     /* beyond Unicode */
-    INVALID("\xf8\x88\x80\x80\x80"); /* 5-byte form */
+    INVALID("\xf4\x90\x80\x80");         /* U+110000 */
+    INVALID("\xf7\xbf\xbf\xbf");         /* beyond Unicode */
+    INVALID("\xf8\x88\x80\x80\x80");     /* 5-byte form */
     INVALID("\xfc\x84\x80\x80\x80\x80"); /* 6-byte form */
     INVALID("\xff");
     INVALID("\xfe");
-    INVALID("a\xff" "b");
-    INVALID("\x80");                 /* stray continuation */
+    INVALID("a\xff"
+            "b");
+    INVALID("\x80"); /* stray continuation */
     INVALID("a\xbf");
-    INVALID("\xc3");                 /* truncated 2-byte */
-    INVALID("\xe2\x82");             /* truncated 3-byte */
-    INVALID("\xf0\x9f\x98");         /* truncated 4-byte */
-    INVALID("\xe2\x82x");            /* a non-continuation inside */
-    INVALID("\xc3\xa9\xa9");         /* one continuation too many */
-    check_valid("a\0b", 3, false);   /* NUL */
+    INVALID("\xc3");               /* truncated 2-byte */
+    INVALID("\xe2\x82");           /* truncated 3-byte */
+    INVALID("\xf0\x9f\x98");       /* truncated 4-byte */
+    INVALID("\xe2\x82x");          /* a non-continuation inside */
+    INVALID("\xc3\xa9\xa9");       /* one continuation too many */
+    check_valid("a\0b", 3, false); /* NUL */
     check_valid("\0", 1, false);
     /* The length bounds the check: a sequence cut by it is invalid, what follows it is not looked at. */
     check_valid("\xc3\xa9", 1, false);
@@ -191,10 +193,8 @@ static void test_text_copy(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_valid),
-        cmocka_unit_test(test_utf8_invalid),
-        cmocka_unit_test(test_slack_escape),
-        cmocka_unit_test(test_slack_escape_truncation),
+        cmocka_unit_test(test_utf8_valid),   cmocka_unit_test(test_utf8_invalid),
+        cmocka_unit_test(test_slack_escape), cmocka_unit_test(test_slack_escape_truncation),
         cmocka_unit_test(test_text_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
