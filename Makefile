@@ -30,7 +30,7 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration fuzz-replay deps clean install demo format format-check
+.PHONY: all test unit integration fuzz-replay deps clean install demo format format-check bench
 all: $(BUILD)/playbookd $(BUILD)/falco-nats
 
 $(BUILD)/%.o: %.c $(wildcard include/playbookd/*.h)
@@ -48,6 +48,14 @@ $(BUILD)/playbookd: $(BUILD)/cmd/playbookd/main.o $(BUILD)/libplaybookd.a
 $(BUILD)/falco-nats: $(BUILD)/cmd/falco-nats/main.o $(BUILD)/libplaybookd.a
 	@echo "  LINK    $@"
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/bench_parse: $(BUILD)/bench/bench_parse.o $(BUILD)/libplaybookd.a
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Benchmarks (release build; medians of several runs). See bench/README.md.
+bench: deps all $(BUILD)/bench_parse
+	$(BUILD)/bench_parse examples/alerts.jsonl
+	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd $(PYTHON) bench/e2e.py 50000 5
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libplaybookd.a
 	@mkdir -p $(dir $@)
