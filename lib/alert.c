@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -158,6 +159,25 @@ static int parse_tree(struct alert *a, const char *data, size_t len, struct erro
     return 0;
 }
 
+/*
+ * True if a JSON string in data holds the escape \u0000: cJSON would decode it into a NUL that cuts the
+ * string short for every C check after it ("victim\u0000/../x" would be checked as "victim").
+ */
+static bool has_nul_escape(const char *data, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (data[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && data[i] == '\\' && i + 1 < len) {
+            if (data[i + 1] == 'u' && i + 5 < len && memcmp(data + i + 2, "0000", 4) == 0)
+                return true;
+            i++; /* the escaped character, \\ and \" included */
+        }
+    }
+    return false;
+}
+
 int alert_parse(struct alert *a, const char *data, size_t len, struct error *err)
 {
     memset(a, 0, sizeof(*a));
@@ -167,6 +187,8 @@ int alert_parse(struct alert *a, const char *data, size_t len, struct error *err
         return error_set(err, "empty message");
     if (!text_utf8_valid(data, len))
         return error_set(err, "invalid UTF-8");
+    if (has_nul_escape(data, len))
+        return error_set(err, "a string holds a NUL character (\\u0000)");
     if (parse_tree(a, data, len, err) != 0 || parse_rule(a, err) != 0 || parse_priority(a, err) != 0 ||
         parse_fields(a, err) != 0) {
         alert_free(a);

@@ -16,6 +16,7 @@
 
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
+#include "playbookd/text.h"
 
 struct nats_link {
     natsOptions *opts;
@@ -47,10 +48,10 @@ static int nats_error(struct error *err, const char *what, natsStatus s)
 
 static void log_connection(natsConnection *nc, const char *event, enum log_level level)
 {
-    char url[256] = "";
+    char url[256] = "", shown[256];
     if (natsConnection_GetConnectedUrl(nc, url, sizeof(url)) != NATS_OK)
         url[0] = 0;
-    log_kv(level, event, "url", url[0] ? url : NULL, NULL);
+    log_kv(level, event, "url", url[0] ? text_redact_url(url, shown, sizeof(shown)) : NULL, NULL);
 }
 
 static void on_connected(natsConnection *nc, void *closure)
@@ -65,7 +66,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc, (void)closure;
     metrics_nats_connected(false);
-    log_kv(LOG_WARN, "nats disconnected, reconnecting", NULL);
+    log_kv(LOG_WARN, "nats disconnected", NULL);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)

@@ -163,3 +163,15 @@ char *text_read_file(const char *path, size_t max, size_t *len, struct error *er
     *len = n;
     return text;
 }
+
+char *text_redact_url(const char *url, char *buf, size_t size)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *at = memchr(host, '@', strcspn(host, "/?#"));
+    if (at == NULL)
+        snprintf(buf, size, "%s", url);
+    else
+        snprintf(buf, size, "%.*s***%s", (int)(host - url), url, at);
+    return buf;
+}

@@ -22,6 +22,7 @@
 #include "playbookd/log.h"
 #include "playbookd/nats.h"
 #include "playbookd/subject.h"
+#include "playbookd/text.h"
 
 #define DEFAULT_SERVER "nats://nats:4222"
 #define DEFAULT_PIPE "/var/run/falco/nats"
@@ -269,7 +270,8 @@ int main(int argc, char **argv)
     }
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     fw.conn = nats_link_connection(link);
-    log_kv(LOG_INFO, "forwarding", "from", pipe, "to", server, NULL);
+    char shown[512];
+    log_kv(LOG_INFO, "forwarding", "from", pipe, "to", text_redact_url(server, shown, sizeof(shown)), NULL);
     run(&fw, pipe);
 
     char published[24], skipped[24];

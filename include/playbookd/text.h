@@ -23,6 +23,9 @@ char *text_copy(char *dst, size_t size, const char *src);
 /* Decodes standard base64 (whitespace ignored); malloc'd, NUL-terminated, length in *len. NULL if invalid. */
 char *text_base64_decode(const char *in, size_t *len);
 
+/* The URL with any user:password@ replaced by ***@, for logs; returns buf. */
+char *text_redact_url(const char *url, char *buf, size_t size);
+
 /* Reads a whole file of at most max bytes; malloc'd and NUL-terminated, or NULL with the reason in err. */
 char *text_read_file(const char *path, size_t max, size_t *len, struct error *err);
 

@@ -33,7 +33,7 @@ def test_starts_before_nats_and_survives_a_restart(slack):
         pub.close()
 
         server.kill()
-        wait_until(lambda: pbd.logged("nats disconnected, reconnecting"), what="disconnect log")
+        wait_until(lambda: pbd.logged("nats disconnected"), what="disconnect log")
         server.start()
         wait_until(lambda: pbd.logged("nats reconnected"), timeout=15, what="reconnect log")
         pub = NatsPublisher(server.port)
@@ -62,6 +62,22 @@ def test_token_authentication_and_the_token_is_never_logged(slack, monkeypatch):
         pbd.cleanup()
         server.stop()
     assert "s3cr3t" not in text
+
+
+def test_credentials_in_a_server_url_are_never_logged(slack):
+    server = NatsServer(token="url-t0ken-s3cret")
+    url = f"nats://url-t0ken-s3cret@127.0.0.1:{server.port}"
+    pbd = Playbookd(config(url, slack))
+    try:
+        pbd.wait_ready()
+        connected = pbd.logged("nats connected")
+        assert connected and connected[0]["url"] == f"nats://***@127.0.0.1:{server.port}"
+    finally:
+        assert pbd.stop() == 0
+        text = open(pbd.log_path).read()
+        pbd.cleanup()
+        server.stop()
+    assert "url-t0ken-s3cret" not in text
 
 
 def test_queue_group_shares_alerts_between_replicas(nats, slack):

@@ -250,6 +250,20 @@ def test_names_from_alerts_never_reach_a_url(kube, incluster, name):
     assert kube.requests() == []
 
 
+@pytest.mark.parametrize("field", ["k8s.pod.name", "k8s.ns.name", "hostname"])
+def test_a_nul_escape_cannot_shorten_a_name(kube, incluster, field):
+    """cJSON decodes \\u0000 into a NUL, which would cut "web-0\\u0000/../../x" down to "web-0"."""
+    if field == "hostname":
+        line = host_alert("node-2\x00/../../x")
+    else:
+        line = alert(uid=None, fields={field: ("web-0" if field == "k8s.pod.name" else "default") + "\x00/../x"})
+    assert "\\u0000" in line
+    text = config(incluster, ALL, f"  {SUBJECT}: [kill, cut-off, fence]\n  falco.error.>: [fence]")
+    rc, out, err = run_playbookd(text, "--replay", "-", input_bytes=line.encode())
+    assert rc == 0 and out == "" and "a string holds a NUL character" in err
+    assert kube.requests() == []
+
+
 def test_namespaces_and_protected_namespaces(kube, incluster):
     text = config(incluster, ALL, f"  {SUBJECT}: [kill, cut-off, fence]")
     lines = [alert(pod="coredns-1", ns="kube-system", uid=None), alert(pod="x", ns="../kube-system", uid=None)]

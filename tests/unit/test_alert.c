@@ -319,6 +319,29 @@ static void test_reject_output_fields(void **state)
                  "output_fields is a boolean, not an object");
 }
 
+static void test_reject_nul_escape(void **state)
+{
+    (void)state;
+    const char *reason = "a string holds a NUL character (\\u0000)";
+    check_reject("{\"rule\":\"R\",\"priority\":\"Notice\",\"output_fields\":{\"k8s.pod.name\":\"web-0\\u0000/../x\"}}",
+                 reason);
+    check_reject("{\"rule\":\"R\\u0000x\",\"priority\":\"Notice\"}", reason);
+    check_reject("{\"rule\":\"R\",\"priority\":\"Notice\",\"a\\u0000\":1}", reason);
+
+    /* An escaped backslash followed by u0000 is text, not a NUL; and \u0001 is no NUL either. */
+    struct alert a;
+    struct error err;
+    const char *ok[] = {
+        "{\"rule\":\"R\",\"priority\":\"Notice\",\"output\":\"C:\\\\u0000\"}",
+        "{\"rule\":\"R\",\"priority\":\"Notice\",\"output\":\"\\\"\\u0001\"}",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        if (alert_parse(&a, ok[i], strlen(ok[i]), &err) != 0)
+            fail_msg("rejected %s: %s", ok[i], err.msg);
+        alert_free(&a);
+    }
+}
+
 static void check_field(const struct alert *a, const char *key, const char *expected)
 {
     char buf[64];
@@ -425,21 +448,14 @@ static void test_reparse_reuses_struct(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_fields),
-        cmocka_unit_test(test_parse_minimal),
-        cmocka_unit_test(test_parse_time),
-        cmocka_unit_test(test_parse_priorities),
-        cmocka_unit_test(test_reject_json),
-        cmocka_unit_test(test_reject_deep_nesting),
-        cmocka_unit_test(test_reject_rule),
-        cmocka_unit_test(test_reject_priority),
-        cmocka_unit_test(test_reject_size),
-        cmocka_unit_test(test_reject_utf8),
-        cmocka_unit_test(test_reject_output_fields),
-        cmocka_unit_test(test_field_kinds),
-        cmocka_unit_test(test_field_small_buffer),
-        cmocka_unit_test(test_field_sample_kinds),
-        cmocka_unit_test(test_reparse_reuses_struct),
+        cmocka_unit_test(test_parse_fields),         cmocka_unit_test(test_parse_minimal),
+        cmocka_unit_test(test_parse_time),           cmocka_unit_test(test_parse_priorities),
+        cmocka_unit_test(test_reject_json),          cmocka_unit_test(test_reject_deep_nesting),
+        cmocka_unit_test(test_reject_rule),          cmocka_unit_test(test_reject_priority),
+        cmocka_unit_test(test_reject_size),          cmocka_unit_test(test_reject_utf8),
+        cmocka_unit_test(test_reject_output_fields), cmocka_unit_test(test_reject_nul_escape),
+        cmocka_unit_test(test_field_kinds),          cmocka_unit_test(test_field_small_buffer),
+        cmocka_unit_test(test_field_sample_kinds),   cmocka_unit_test(test_reparse_reuses_struct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
