@@ -1,8 +1,8 @@
 /*
  * isolate_pod.c: the `isolate-pod` playbook. Cuts the pod off the network: ensures a NetworkPolicy in
  * its namespace that selects a label, with policyTypes Ingress and Egress and no rules (all traffic
- * denied; an existing one is fine), then adds that label to the pod with a merge patch that carries the
- * pod's uid, so a replacement pod with the same name is not labelled.
+ * denied; an existing one is checked to do the same), then adds that label to the pod with a merge patch that carries
+ * the pod's uid, so a replacement pod with the same name is not labelled.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -73,7 +73,45 @@ static char *policy_body(const struct isolate_pod *p, const char *ns)
     return json;
 }
 
-/* Creates the policy; one that already exists (409) is as good. */
+/* True if the policy selects the label and denies all: both policy types, no rules. */
+static bool policy_isolates(const struct isolate_pod *p, const cJSON *policy)
+{
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(policy, "spec");
+    const cJSON *selector = cJSON_GetObjectItemCaseSensitive(spec, "podSelector");
+    const cJSON *match = cJSON_GetObjectItemCaseSensitive(selector, "matchLabels");
+    const cJSON *value = cJSON_GetObjectItemCaseSensitive(match, p->label_key);
+    const cJSON *types = cJSON_GetObjectItemCaseSensitive(spec, "policyTypes"), *t;
+    bool ingress = false, egress = false;
+    cJSON_ArrayForEach (t, types) {
+        ingress = ingress || (cJSON_IsString(t) && strcmp(t->valuestring, "Ingress") == 0);
+        egress = egress || (cJSON_IsString(t) && strcmp(t->valuestring, "Egress") == 0);
+    }
+    return cJSON_IsString(value) && strcmp(value->valuestring, p->label_value) == 0 && cJSON_GetArraySize(match) == 1 &&
+           cJSON_GetObjectItemCaseSensitive(selector, "matchExpressions") == NULL && ingress && egress &&
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(spec, "ingress")) == 0 &&
+           cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(spec, "egress")) == 0;
+}
+
+/* A policy of that name already exists: it will do only if it isolates as ours would. */
+static enum outcome check_existing_policy(struct playbook *pb, const char *path, struct action_result *res)
+{
+    const struct isolate_pod *p = pb->ctx;
+    char url[640];
+    snprintf(url, sizeof(url), "%s/%s", path, p->policy_name);
+    struct kube_request req = {.method = "GET", .path = url};
+    struct kube_response resp;
+    kube_call(pb->env->kube, &req, &resp);
+    enum outcome o = OUTCOME_OK;
+    if (resp.status != 200)
+        o = kube_failure(&resp, "get policy", res);
+    else if (!policy_isolates(p, resp.json))
+        o = action_fail(res, false, "NetworkPolicy %s exists but does not deny all traffic to pods labelled %s",
+                        p->policy_name, p->label);
+    kube_response_free(&resp);
+    return o;
+}
+
+/* Creates the policy, or checks the one that exists (409). */
 static enum outcome ensure_policy(struct playbook *pb, const struct target *t, struct action_result *res)
 {
     char path[512], *body = policy_body(pb->ctx, t->ns);
@@ -85,7 +123,11 @@ static enum outcome ensure_policy(struct playbook *pb, const struct target *t, s
     struct kube_response resp;
     kube_call(pb->env->kube, &req, &resp);
     free(body);
-    enum outcome o = resp.status == 201 || resp.status == 409 ? OUTCOME_OK : kube_failure(&resp, "create policy", res);
+    enum outcome o = OUTCOME_OK;
+    if (resp.status == 409)
+        o = check_existing_policy(pb, path, res);
+    else if (resp.status != 201)
+        o = kube_failure(&resp, "create policy", res);
     kube_response_free(&resp);
     return o;
 }

@@ -149,12 +149,46 @@ def test_isolate_through_nats_labels_the_pod(kube, incluster, nats):
         pub.publish(SUBJECT, alert())  # again: the policy exists (409) and the label is already there
         wait_until(lambda: len(pbd.logged("action")) == 3, what="a second isolation")
         assert pbd.logged("action")[2]["outcome"] == "ok"
-        assert [r.status for r in kube.requests() if r.method == "POST" and "networkpolicies" in r.path] == \
-            [201, 201, 409]
+        assert [r.status for r in kube.requests() if "networkpolicies" in r.path] == [201, 201, 409, 200]
         pub.close()
     finally:
         assert pbd.stop() == 0
         pbd.cleanup()
+
+
+def create_policy(kube, ns, spec):
+    """Creates a NetworkPolicy through the fake's API, as another user of the cluster would."""
+    import ssl
+    import urllib.request
+    body = json.dumps({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                       "metadata": {"name": "playbookd-isolate", "namespace": ns}, "spec": spec}).encode()
+    req = urllib.request.Request(f"{kube.url}/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies",
+                                 data=body, method="POST", headers={"Authorization": f"Bearer {kube.token}",
+                                                                    "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=kube.ca_path)) as r:
+        assert r.status == 201
+    kube.clear_requests()
+
+
+def test_an_existing_policy_that_allows_traffic_is_not_taken_for_isolation(kube, incluster):
+    create_policy(kube, "default", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                                    "ingress": [{}], "egress": [{}]})
+    text = config(incluster, ALL, f"  {SUBJECT}: [cut-off]")
+    rc, out, err = run_playbookd(text, "--replay", "-", input_bytes=alert().encode())
+    assert rc == 1
+    assert actions(out) == [f"{SUBJECT} -> cut-off: failed (NetworkPolicy playbookd-isolate exists but does not "
+                            "deny all traffic to pods labelled playbookd.io/isolated=true)"]
+    assert [r.method for r in kube.requests()] == ["POST", "GET"], "checked once, not retried, pod not labelled"
+    assert "playbookd.io/isolated" not in kube.pod("default", "web-0")["metadata"].get("labels", {})
+
+
+def test_an_existing_isolating_policy_is_used(kube, incluster):
+    create_policy(kube, "default", {"podSelector": {"matchLabels": {"playbookd.io/isolated": "true"}},
+                                    "policyTypes": ["Ingress", "Egress"]})
+    text = config(incluster, ALL, f"  {SUBJECT}: [cut-off]")
+    rc, out, err = run_playbookd(text, "--replay", "-", input_bytes=alert().encode())
+    assert rc == 0 and actions(out) == [f"{SUBJECT} -> cut-off: ok"], err
+    assert kube.pod("default", "web-0")["metadata"]["labels"]["playbookd.io/isolated"] == "true"
 
 
 def test_a_slow_api_server_times_out_and_is_retried(kube, incluster):
