@@ -6,6 +6,8 @@
  */
 #include "playbookd/dispatch.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ struct dispatcher {
     const struct config *cfg;
     dispatch_report_fn report;
     void *report_arg;
+    atomic_bool stopping;
 };
 
 int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report, void *report_arg)
@@ -39,6 +42,11 @@ void dispatcher_destroy(struct dispatcher *d)
     free(d);
 }
 
+void dispatcher_stop(struct dispatcher *d)
+{
+    atomic_store(&d->stopping, true);
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -46,11 +54,15 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void sleep_ms(long ms)
+/* Sleeps ms milliseconds, in slices, returning early once the dispatcher is stopping. */
+static void backoff_sleep(const struct dispatcher *d, long ms)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    for (long slept = 0; slept < ms && !atomic_load(&d->stopping); slept += 50) {
+        long slice = ms - slept < 50 ? ms - slept : 50;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = slice * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
 }
 
 /* Runs one action, retrying transient failures; returns the final outcome and the tries made. */
@@ -65,10 +77,12 @@ static enum outcome run_with_retries(const struct dispatcher *d, struct playbook
         res->before = before;
         res->n_before = n_before;
         enum outcome o = pb->type->run(pb, a, res);
-        if (o != OUTCOME_FAILED || !res->transient || *attempts >= retry->attempts)
+        if (o != OUTCOME_FAILED || !res->transient || *attempts >= retry->attempts || atomic_load(&d->stopping))
             return o;
         long wait = res->retry_after_ms > backoff ? res->retry_after_ms : backoff;
-        sleep_ms(wait < retry->max_backoff_ms ? wait : retry->max_backoff_ms);
+        backoff_sleep(d, wait < retry->max_backoff_ms ? wait : retry->max_backoff_ms);
+        if (atomic_load(&d->stopping))
+            return o; /* the last failure stands: no new attempt while stopping */
         backoff = backoff * 2 < retry->max_backoff_ms ? backoff * 2 : retry->max_backoff_ms;
     }
 }

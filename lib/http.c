@@ -202,7 +202,7 @@ int http_send(const struct http_request *req, struct http_response *resp, struct
     curl_off_t retry_after = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
     curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after);
-    resp->retry_after_s = (long)retry_after;
+    resp->retry_after_s = retry_after < 0 ? 0 : retry_after > 3600 ? 3600 : (long)retry_after; /* sane bounds */
     handle_release(h);
     return 0;
 }

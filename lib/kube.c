@@ -154,8 +154,12 @@ int kube_call(struct kube *k, const struct kube_request *req, struct kube_respon
     struct http_response http;
     struct error err;
     memset(resp, 0, sizeof(*resp));
-    snprintf(url, sizeof(url), "%s%s%s", k->ep.server, req->path,
-             req->dry_run ? (strchr(req->path, '?') ? "&dryRun=All" : "?dryRun=All") : "");
+    int n = snprintf(url, sizeof(url), "%s%s%s", k->ep.server, req->path,
+                     req->dry_run ? (strchr(req->path, '?') ? "&dryRun=All" : "?dryRun=All") : "");
+    if (n < 0 || (size_t)n >= sizeof(url)) { /* a cut URL could name another object, or lose dryRun */
+        text_copy(resp->message, sizeof(resp->message), "the request URL is too long");
+        return -1;
+    }
     int rc = send_once(k, req, url, false, &http, &err);
     if (rc == 0 && http.status == 401 && k->ep.token_file != NULL) {
         http_response_free(&http);

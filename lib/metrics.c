@@ -153,13 +153,15 @@ static void render_series(struct text *t)
         unsigned long cumulative = 0;
         for (int b = 0; b < N_BUCKETS; b++) {
             cumulative += series[i].buckets[b];
-            emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",le=\"%g\"} %lu\n", series[i].playbook,
-                 bucket_bounds[b], cumulative);
+            emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",type=\"%s\",le=\"%g\"} %lu\n",
+                 series[i].playbook, series[i].type, bucket_bounds[b], cumulative);
         }
-        emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",le=\"+Inf\"} %lu\n", series[i].playbook,
-             series[i].count);
-        emit(t, "playbookd_action_duration_seconds_sum{playbook=\"%s\"} %.6f\n", series[i].playbook, series[i].sum);
-        emit(t, "playbookd_action_duration_seconds_count{playbook=\"%s\"} %lu\n", series[i].playbook, series[i].count);
+        emit(t, "playbookd_action_duration_seconds_bucket{playbook=\"%s\",type=\"%s\",le=\"+Inf\"} %lu\n",
+             series[i].playbook, series[i].type, series[i].count);
+        emit(t, "playbookd_action_duration_seconds_sum{playbook=\"%s\",type=\"%s\"} %.6f\n", series[i].playbook,
+             series[i].type, series[i].sum);
+        emit(t, "playbookd_action_duration_seconds_count{playbook=\"%s\",type=\"%s\"} %lu\n", series[i].playbook,
+             series[i].type, series[i].count);
     }
 }
 

@@ -186,12 +186,28 @@ int nats_link_create(struct nats_link **out, const struct config_nats *n, const 
     return 0;
 }
 
+/* What is buffered goes out: after a reconnect if need be, within timeout_ms; what cannot is logged. */
+static void flush_buffered(struct nats_link *l, long timeout_ms)
+{
+    for (long waited = 0; waited < timeout_ms && !nats_link_connected(l) && natsConnection_Buffered(l->conn) > 0;
+         waited += 100)
+        usleep(100 * 1000);
+    if (nats_link_connected(l))
+        natsConnection_FlushTimeout(l->conn, timeout_ms);
+    int left = natsConnection_Buffered(l->conn);
+    if (left > 0) {
+        char bytes[16];
+        snprintf(bytes, sizeof(bytes), "%d", left);
+        log_kv(LOG_ERROR, "NATS unreachable at exit: buffered messages were not delivered", "bytes", bytes, NULL);
+    }
+}
+
 void nats_link_destroy(struct nats_link *l, long timeout_ms)
 {
     if (l == NULL)
         return;
-    if (l->conn != NULL && timeout_ms > 0 && nats_link_connected(l))
-        natsConnection_FlushTimeout(l->conn, timeout_ms);
+    if (l->conn != NULL && timeout_ms > 0)
+        flush_buffered(l, timeout_ms);
     if (l->conn != NULL)
         natsConnection_Close(l->conn);
     natsConnection_Destroy(l->conn);
@@ -292,8 +308,10 @@ static size_t drain(struct nats_subscriptions *set, long timeout_ms)
     deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L)
         deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
+    /* cnats gets a later deadline than ours, so that ours decides and counts what is dropped. */
     for (size_t i = 0; i < set->n_slots; i++)
-        draining += set->slots[i].sub && natsSubscription_Drain(set->slots[i].sub) == NATS_OK;
+        draining +=
+            set->slots[i].sub && natsSubscription_DrainTimeout(set->slots[i].sub, timeout_ms + 60000) == NATS_OK;
     if (draining > 0 && timeout_ms > 0)
         wait_for(set, draining, &deadline);
     return draining;
@@ -305,6 +323,7 @@ void nats_unsubscribe(struct nats_subscriptions *set, long timeout_ms)
         return;
     drain(set, timeout_ms);
     atomic_store(&set->closing, true); /* what is still queued now is dropped, not half-handled */
+    dispatcher_stop(set->dispatcher);  /* and the action under way is not retried */
     int dropped = 0, pending = 0;
     for (size_t i = 0; i < set->n_slots; i++) {
         natsSubscription *sub = set->slots[i].sub;

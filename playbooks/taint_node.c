@@ -125,6 +125,20 @@ static char *taint_patch(const struct taint_node *t, const char *version, bool h
     return json;
 }
 
+/* A 422 for our resourceVersion test (the node changed since the GET), not a validation failure. */
+static bool test_op_failed(const cJSON *status)
+{
+    const cJSON *causes =
+                    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(status, "details"), "causes"),
+                *cause;
+    cJSON_ArrayForEach (cause, causes) {
+        const cJSON *message = cJSON_GetObjectItemCaseSensitive(cause, "message");
+        if (cJSON_IsString(message) && strstr(message->valuestring, "testing value") != NULL)
+            return true;
+    }
+    return false;
+}
+
 /* Adds the taint unless the node has it; *wrote tells whether a patch was accepted. */
 static enum outcome patch_node(struct playbook *pb, const char *path, const cJSON *node, bool *wrote,
                                struct action_result *res)
@@ -156,7 +170,7 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
     *wrote = resp.status == 200;
     if (resp.status == 200)
         o = playbook_changed(pb);
-    else if (resp.status == 409 || resp.status == 422)
+    else if (resp.status == 409 || (resp.status == 422 && test_op_failed(resp.json)))
         o = action_fail(res, true, "the node changed while it was being tainted (HTTP %ld)", resp.status);
     else
         o = kube_failure(&resp, "patch node", res);

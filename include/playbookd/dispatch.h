@@ -29,6 +29,9 @@ typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct 
 int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report, void *report_arg);
 void dispatcher_destroy(struct dispatcher *d);
 
+/* From now on, a failed action is not tried again: the process is stopping (an attempt under way ends). */
+void dispatcher_stop(struct dispatcher *d);
+
 /*
  * Handles one raw message. subject NULL: derived from the alert (replay). origin names where the message
  * came from in log lines ("nats", "line 12").

@@ -1,7 +1,8 @@
 /*
  * kube.h: a small Kubernetes REST client. It finds the API server and credentials in cluster (service
  * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and turns answers into
- * playbook outcomes. Names from alerts are checked here before they reach a URL.
+ * playbook outcomes. The name checks that target.c applies to alert fields before any path is built
+ * live here too.
  */
 #ifndef PLAYBOOKD_KUBE_H
 #define PLAYBOOKD_KUBE_H

@@ -31,7 +31,8 @@ int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const s
                    struct error *err);
 /*
  * Stops taking messages, lets those already received be handled for up to timeout_ms (the rest are
- * dropped and counted in the log), waits for the handler in flight to return, and frees. NULL: no-op.
+ * dropped and counted in the log), then stops the dispatcher's retries, waits for the attempt in flight
+ * to end, and frees. NULL: no-op.
  */
 void nats_unsubscribe(struct nats_subscriptions *s, long timeout_ms);
 

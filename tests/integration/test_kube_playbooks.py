@@ -349,21 +349,47 @@ def test_a_dropped_connection_is_retried(kube, incluster):
     assert actions(out) == [f"{SUBJECT} -> kill: ok"] and kube.pod("default", "web-0") is None
 
 
+def patch_node_labels(kube, name, labels):
+    """Another writer (kubectl label, the node controller) changes the node."""
+    import ssl
+    import urllib.request
+    req = urllib.request.Request(f"{kube.url}/api/v1/nodes/{name}", method="PATCH",
+                                 data=json.dumps({"metadata": {"labels": labels}}).encode(),
+                                 headers={"Authorization": f"Bearer {kube.token}",
+                                          "Content-Type": "application/merge-patch+json"})
+    with urllib.request.urlopen(req, context=ssl.create_default_context(cafile=kube.ca_path)) as r:
+        assert r.status == 200
+
+
 def test_a_stale_resource_version_is_retried_from_a_fresh_read(kube, incluster):
-    """Another writer changed the node between our GET and PATCH: the test op fails (422) and the whole
-    read-then-patch runs again; the old taints and the other writer's are kept."""
-    kube.add_fault(method="PATCH", status=422, times=1)
+    """Another writer changes the node between our GET and PATCH: the test op fails (422) and the whole
+    read-then-patch runs again; the old taints and the other writer's change are kept."""
+    import threading
+    kube.add_fault(method="PATCH", path="/nodes/node-1$", delay=2.0, times=1)  # our first PATCH waits...
+    writer = threading.Timer(0.7, patch_node_labels, (kube, "node-1", {"team": "payments"}))  # ...meanwhile
+    writer.start()
     text = config(incluster, ALL, f"  {SUBJECT}: [fence]")
     rc, out, err = run_playbookd(text, "--replay", "-", input_bytes=alert().encode())
+    writer.join()
     assert rc == 0, err
-    assert [r.method for r in kube.requests()] == ["GET", "GET", "PATCH", "GET", "GET", "PATCH", "POST"]
-    patches = [r for r in kube.requests() if r.method == "PATCH"]
+    patches = [r for r in kube.requests() if r.method == "PATCH" and isinstance(r.json, list)]
+    assert [r.status for r in patches] == [422, 200]
     for p in patches:
         assert p.headers["content-type"] == "application/json-patch+json"
         assert p.json[0]["op"] == "test" and p.json[0]["path"] == "/metadata/resourceVersion"
         assert p.json[1] == {"op": "add", "path": "/spec/taints/-",
                              "value": {"key": "falco/alert", "value": "true", "effect": "NoSchedule"}}
-    assert len(kube.node("node-1")["spec"]["taints"]) == 2
+    assert patches[0].json[0]["value"] != patches[1].json[0]["value"], "the retry read the new version"
+    node = kube.node("node-1")
+    assert len(node["spec"]["taints"]) == 2 and node["metadata"]["labels"]["team"] == "payments"
+
+
+def test_a_validation_422_is_not_mistaken_for_a_conflict(kube, incluster):
+    kube.add_fault(method="PATCH", status=422, times=None)  # a Status without the test-op cause
+    text = config(incluster, ALL, f"  {SUBJECT}: [fence]")
+    rc, out, err = run_playbookd(text, "--replay", "-", input_bytes=alert().encode())
+    assert rc == 1 and "fence: failed (patch node: HTTP 422" in out
+    assert len([r for r in kube.requests() if r.method == "PATCH"]) == 1, "not retried"
 
 
 def test_a_node_without_taints_gets_the_list(kube, incluster):

@@ -135,8 +135,9 @@ def test_health_readiness_and_metrics(slack):
         assert metric(text, "playbookd_alerts_rejected_total") == 1
         assert metric(text, "playbookd_actions_total", playbook="notify", type="slack", outcome="ok") == 1
         assert metric(text, "playbookd_actions_total", playbook="notify", type="slack", outcome="failed") == 1
-        assert metric(text, "playbookd_action_duration_seconds_count", playbook="notify") == 2
-        assert metric(text, "playbookd_action_duration_seconds_bucket", playbook="notify", le="+Inf") == 2
+        assert metric(text, "playbookd_action_duration_seconds_count", playbook="notify", type="slack") == 2
+        assert metric(text, "playbookd_action_duration_seconds_bucket", playbook="notify", type="slack",
+                      le="+Inf") == 2
         assert metric(text, "playbookd_nats_connected") == 1
 
         server.kill()
@@ -168,6 +169,30 @@ def test_sigterm_during_a_burst_finishes_what_it_started(nats, slack):
         # Every request Slack got belongs to an action that ran to its end and was logged, and vice versa.
         assert len(actions) == len(slack.received("/notify")) and all(a["outcome"] == "ok" for a in actions)
         assert pbd.logged("stopping: draining the subscriptions") and pbd.logged("stopped")
+        pub.close()
+    finally:
+        pbd.cleanup()
+
+
+def test_at_the_drain_deadline_what_is_left_is_dropped_and_counted(nats, slack):
+    slack.delay = 0.3
+    slack.statuses["/notify"] = [500]  # every action would retry for long: stopping cuts the retries short
+    pbd = Playbookd(slack_config(nats.url, slack, extra="shutdown_timeout_ms: 500").replace(
+        "retry: {attempts: 2, initial_backoff_ms: 10}", "retry: {attempts: 10, initial_backoff_ms: 2000}"))
+    try:
+        pbd.wait_ready()
+        pub = NatsPublisher(nats.port)
+        for line in sample_lines()[:20]:
+            pub.publish(SUBJECT, line)
+        wait_until(lambda: len(slack.received("/notify")) >= 1, what="the first action under way")
+        started = time.monotonic()
+        pbd.proc.send_signal(signal.SIGTERM)
+        assert pbd.stop() == 0
+        assert time.monotonic() - started < 5, "the deadline and the stopped retries bound the stop"
+        handled = len(pbd.logged("action"))
+        dropped = pbd.logged("alerts dropped at the drain deadline")
+        assert dropped and handled + int(dropped[0]["count"]) == 20, (handled, dropped)
+        assert all(a["outcome"] == "failed (HTTP 500)" for a in pbd.logged("action"))
         pub.close()
     finally:
         pbd.cleanup()
