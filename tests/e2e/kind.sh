@@ -105,6 +105,10 @@ if [[ -z $uid || -z $node ]]; then
     exit 1
 fi
 
+# The attack: a shell in the victim. No Falco runs in this cluster, so the alert Falco would emit for it
+# is published below by hand, through falco-nats, exactly as Falco's sidecar would.
+kubectl -n "$victim_ns" exec victim -- sh -c 'id; cat /etc/hostname' >/dev/null
+
 # The alert Falco emits for a shell in that pod, as one JSON line.
 alert=$(printf '{"rule":"Terminal shell in container","priority":"Notice","source":"syscall",%s}' \
     "$(printf '"time":"%s","hostname":"%s","output":"A shell was spawned in a container (e2e)","output_fields":{"container.id":"0123456789ab","container.name":"victim","k8s.ns.name":"%s","k8s.pod.name":"victim","k8s.pod.uid":"%s","proc.cmdline":"sh","user.name":"root"},"tags":["container","shell","mitre_execution"]' \
