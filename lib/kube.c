@@ -179,6 +179,16 @@ int kube_call(struct kube *k, const struct kube_request *req, struct kube_respon
     return 0;
 }
 
+int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
+              struct kube_response *resp)
+{
+    struct kube_request req = {
+        .method = method, .path = path, .content_type = content_type, .body = body, .dry_run = dry_run};
+    int rc = kube_call(k, &req, resp);
+    free(body);
+    return rc;
+}
+
 void kube_response_free(struct kube_response *resp)
 {
     cJSON_Delete(resp->json);
@@ -246,15 +256,14 @@ void kube_record_event(struct kube *k, const struct kube_event *ev)
     struct kube_response resp;
     snprintf(path, sizeof(path), "/apis/events.k8s.io/v1/namespaces/%s/events", ns);
     char *body = event_body(k, ev, ns);
-    struct kube_request req = {
-        .method = "POST", .path = path, .content_type = "application/json", .body = body, .dry_run = ev->dry_run};
-    int rc = body ? kube_call(k, &req, &resp) : -1;
-    if (rc != 0 || resp.status != 201)
-        log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error",
-               body == NULL ? "out of memory" : resp.message, NULL);
-    if (body != NULL)
-        kube_response_free(&resp);
-    free(body);
+    if (body == NULL) {
+        log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error", "out of memory",
+               NULL);
+        return;
+    }
+    if (kube_send(k, "POST", path, "application/json", body, ev->dry_run, &resp) != 0 || resp.status != 201)
+        log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error", resp.message, NULL);
+    kube_response_free(&resp);
 }
 
 bool kube_name_label(const char *s)

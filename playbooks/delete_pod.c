@@ -53,11 +53,8 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t.ns, t.pod);
-    struct kube_request req = {
-        .method = "DELETE", .path = path, .content_type = "application/json", .body = body, .dry_run = pb->dry_run};
     struct kube_response resp;
-    kube_call(pb->env->kube, &req, &resp);
-    free(body);
+    kube_send(pb->env->kube, "DELETE", path, "application/json", body, pb->dry_run, &resp);
     if (resp.status == 200 || resp.status == 202) {
         o = playbook_changed(pb);
         playbook_record_event(pb, a, "Pod", t.ns, t.pod, t.uid, "DeletePod");

@@ -98,9 +98,8 @@ static enum outcome check_existing_policy(struct playbook *pb, const char *path,
     const struct isolate_pod *p = pb->ctx;
     char url[640];
     snprintf(url, sizeof(url), "%s/%s", path, p->policy_name);
-    struct kube_request req = {.method = "GET", .path = url};
     struct kube_response resp;
-    kube_call(pb->env->kube, &req, &resp);
+    kube_send(pb->env->kube, "GET", url, NULL, NULL, false, &resp);
     enum outcome o = OUTCOME_OK;
     if (resp.status != 200)
         o = kube_failure(&resp, "get policy", res);
@@ -118,11 +117,8 @@ static enum outcome ensure_policy(struct playbook *pb, const struct target *t, s
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies", t->ns);
-    struct kube_request req = {
-        .method = "POST", .path = path, .content_type = "application/json", .body = body, .dry_run = pb->dry_run};
     struct kube_response resp;
-    kube_call(pb->env->kube, &req, &resp);
-    free(body);
+    kube_send(pb->env->kube, "POST", path, "application/json", body, pb->dry_run, &resp);
     enum outcome o = OUTCOME_OK;
     if (resp.status == 409)
         o = check_existing_policy(pb, path, res);
@@ -149,14 +145,8 @@ static enum outcome label_pod(struct playbook *pb, const struct target *t, struc
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    struct kube_request req = {.method = "PATCH",
-                               .path = path,
-                               .content_type = "application/merge-patch+json",
-                               .body = body,
-                               .dry_run = pb->dry_run};
     struct kube_response resp;
-    kube_call(pb->env->kube, &req, &resp);
-    free(body);
+    kube_send(pb->env->kube, "PATCH", path, "application/merge-patch+json", body, pb->dry_run, &resp);
     enum outcome o;
     if (resp.status == 200)
         o = playbook_changed(pb);

@@ -46,8 +46,7 @@ static int taint_node_init(struct playbook *pb, const struct config_node *params
 static enum outcome get_object(struct playbook *pb, const char *path, const char *what, struct kube_response *resp,
                                struct action_result *res)
 {
-    struct kube_request req = {.method = "GET", .path = path};
-    kube_call(pb->env->kube, &req, resp);
+    kube_send(pb->env->kube, "GET", path, NULL, NULL, false, resp);
     if (resp->status == 200 && resp->json != NULL)
         return OUTCOME_OK;
     if (resp->status == 200)
@@ -158,14 +157,8 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
     char *body = taint_patch(t, version->valuestring, cJSON_IsArray(taints), cJSON_IsObject(spec));
     if (body == NULL)
         return action_fail(res, true, "out of memory");
-    struct kube_request req = {.method = "PATCH",
-                               .path = path,
-                               .content_type = "application/json-patch+json",
-                               .body = body,
-                               .dry_run = pb->dry_run};
     struct kube_response resp;
-    kube_call(pb->env->kube, &req, &resp);
-    free(body);
+    kube_send(pb->env->kube, "PATCH", path, "application/json-patch+json", body, pb->dry_run, &resp);
     enum outcome o;
     *wrote = resp.status == 200;
     if (resp.status == 200)

@@ -59,6 +59,10 @@ struct kube_response {
 int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp);
 void kube_response_free(struct kube_response *resp);
 
+/* The same in one call: body (JSON, or NULL for none) is taken and freed. dry_run: see kube_request. */
+int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
+              struct kube_response *resp);
+
 /* A failed call as an outcome: "DELETE pod default/x: HTTP 403 (Forbidden: ...)"; transient for no answer,
  * 429 and 5xx, with Retry-After. */
 enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res);
