@@ -224,6 +224,9 @@ static void reload(struct generation *g, struct nats_link *link, const struct fl
     }
     if (!config_nats_equal(&cfg->nats, &g->cfg->nats))
         log_kv(LOG_WARN, "the nats section changed: it takes effect on restart", NULL);
+    const char *was = g->cfg->http.listen ? g->cfg->http.listen : "", *now = cfg->http.listen ? cfg->http.listen : "";
+    if (strcmp(was, now) != 0)
+        log_kv(LOG_WARN, "http.listen changed: it takes effect on restart", NULL);
     if (generation_build(&next, cfg, NULL, NULL, &err) != 0 ||
         nats_subscribe(&next.subs, link, next.cfg, next.dispatcher, &err) != 0) {
         log_kv(LOG_ERROR, "reload failed; the old config keeps running", "error", err.msg, NULL);
