@@ -128,7 +128,8 @@ static size_t collect(const struct config *cfg, const char *subject, size_t orde
     return n;
 }
 
-enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, const struct alert *a)
+/* Runs the playbooks of every topic matching subject, for an alert already parsed. */
+static enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, const struct alert *a)
 {
     size_t order[CONFIG_MAX_PLAYBOOKS];
     size_t n = collect(d->cfg, subject, order);

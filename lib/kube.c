@@ -20,6 +20,14 @@
 #define TOKEN_MAX 16384
 #define URL_MAX 2048
 
+struct kube_request {
+    const char *method;       /* GET, POST, PATCH, DELETE */
+    const char *path;         /* "/api/v1/namespaces/default/pods/x": names already checked */
+    const char *content_type; /* of the body, or NULL */
+    const char *body;         /* or NULL */
+    bool dry_run;             /* adds dryRun=All */
+};
+
 struct kube {
     struct kube_endpoint ep;
     struct http_tls tls;
@@ -148,7 +156,7 @@ static int send_once(struct kube *k, const struct kube_request *req, const char 
     return rc;
 }
 
-int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp)
+static int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp)
 {
     char url[URL_MAX];
     struct http_response http;

@@ -82,11 +82,6 @@ void metrics_nats_connected(bool connected)
     atomic_store(&nats_connected, connected);
 }
 
-bool metrics_nats_is_connected(void)
-{
-    return atomic_load(&nats_connected);
-}
-
 void metrics_nats_reconnected(void)
 {
     atomic_fetch_add_explicit(&nats_reconnects, 1, memory_order_relaxed);

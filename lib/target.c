@@ -14,7 +14,8 @@ static const char *string_field(const struct alert *a, const char *key)
     return cJSON_IsString(v) && v->valuestring[0] ? v->valuestring : NULL;
 }
 
-bool target_is_host_event(const struct alert *a)
+/* True for an event on the host itself (container.id "host", or a syscall alert without pod fields). */
+static bool target_is_host_event(const struct alert *a)
 {
     const char *container = string_field(a, "container.id");
     if (container != NULL && strcmp(container, "host") == 0)

@@ -39,7 +39,4 @@ void dispatcher_stop(struct dispatcher *d);
 enum dispatch_status dispatch_message(struct dispatcher *d, const char *subject, const char *data, size_t len,
                                       const char *origin);
 
-/* Runs the playbooks of every topic matching subject, for an alert already parsed. */
-enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, const struct alert *a);
-
 #endif

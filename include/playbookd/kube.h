@@ -40,14 +40,6 @@ int kube_create(struct kube **out, const struct config_kube *cfg, struct error *
 void kube_destroy(struct kube *k);
 const char *kube_server(const struct kube *k);
 
-struct kube_request {
-    const char *method;       /* GET, POST, PATCH, DELETE */
-    const char *path;         /* "/api/v1/namespaces/default/pods/x": names already checked */
-    const char *content_type; /* of the body, or NULL */
-    const char *body;         /* or NULL */
-    bool dry_run;             /* adds dryRun=All */
-};
-
 struct kube_response {
     long status;        /* 0: no answer (the reason is in message) */
     struct cJSON *json; /* the body, parsed, or NULL */
@@ -55,11 +47,12 @@ struct kube_response {
     char message[200]; /* a Status object's "reason: message", or the transport error */
 };
 
-/* Sends the request, once more at once with a fresh token after a 401. 0 if an answer arrived. */
-int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp);
 void kube_response_free(struct kube_response *resp);
 
-/* The same in one call: body (JSON, or NULL for none) is taken and freed. dry_run: see kube_request. */
+/*
+ * Sends method path (names already checked) with body (JSON of content_type, or NULL; taken and freed),
+ * adding dryRun=All when dry_run; once more at once with a fresh token after a 401. 0 if an answer came.
+ */
 int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
               struct kube_response *resp);
 

@@ -23,7 +23,6 @@ void metrics_action(const struct playbook *pb, enum outcome o, double seconds);
 void metrics_nats_connected(bool connected);
 void metrics_nats_reconnected(void);
 void metrics_config_reload(bool ok);
-bool metrics_nats_is_connected(void);
 void metrics_snapshot(struct metrics_snapshot *out);
 
 /* The Prometheus text exposition; malloc'd, or NULL when out of memory. */

@@ -17,9 +17,6 @@ struct target {
     const char *node;           /* a host event */
 };
 
-/* True for an event on the host itself (container.id "host", or a syscall alert without pod fields). */
-bool target_is_host_event(const struct alert *a);
-
 /*
  * The pod the alert is about, checked: a host event, an alert without a pod, an invalid name or a
  * protected namespace is OUTCOME_SKIPPED with the reason in res. OUTCOME_OK fills t and res->target.

@@ -15,7 +15,8 @@
 #include "playbookd/config.h"
 #include "playbookd/playbook.h"
 
-#define NAME "test.yaml"
+#include "config_check.h"
+
 #define HOOK "https://hooks.slack.com/services/T000/B000/XXXX"
 
 /* The smallest useful config: one Slack playbook on every alert. */
@@ -32,20 +33,6 @@ static struct config *load_ok(const char *yaml, bool dry_run)
         fail_msg("config_load_string failed: %s\n--- config:\n%s", err.msg, yaml);
     assert_non_null(cfg);
     return cfg;
-}
-
-/* Loads yaml, expects failure with exactly `expected`, and that *out is NULL. */
-static void check_error(const char *yaml, const char *expected)
-{
-    struct config *cfg = (struct config *)(uintptr_t)1;
-    struct error err = {{0}};
-    if (config_load_string(&cfg, NAME, yaml, strlen(yaml), false, &err) != -1) {
-        config_destroy(cfg);
-        fail_msg("accepted:\n%s", yaml);
-    }
-    assert_null(cfg);
-    if (strcmp(err.msg, expected) != 0)
-        fail_msg("--- config:\n%s--- expected: %s\n--- got:      %s", yaml, expected, err.msg);
 }
 
 /* "slack, ..." as the library lists the registered types in messages. */

@@ -14,7 +14,7 @@
 #include "playbookd/config.h"
 #include "playbookd/playbook.h"
 
-#define NAME "test.yaml"
+#include "config_check.h"
 
 /*
  * This file replaces the registry (playbooks/registry.c) with two stand-in types, so the config's handling of
@@ -102,19 +102,6 @@ static struct config *load_ok(const char *yaml, bool dry_run)
     if (config_load_string(&cfg, NAME, yaml, strlen(yaml), dry_run, &err) != 0)
         fail_msg("config_load_string failed: %s\n--- config:\n%s", err.msg, yaml);
     return cfg;
-}
-
-static void check_error(const char *yaml, const char *expected)
-{
-    struct config *cfg = (struct config *)(uintptr_t)1;
-    struct error err = {{0}};
-    if (config_load_string(&cfg, NAME, yaml, strlen(yaml), false, &err) != -1) {
-        config_destroy(cfg);
-        fail_msg("accepted:\n%s", yaml);
-    }
-    assert_null(cfg);
-    if (strcmp(err.msg, expected) != 0)
-        fail_msg("--- config:\n%s--- expected: %s\n--- got:      %s", yaml, expected, err.msg);
 }
 
 static long level_of(const struct playbook *pb)
