@@ -175,3 +175,38 @@ void log_kv(enum log_level level, const char *msg, ...)
     fflush(out);
     pthread_mutex_unlock(&log_lock);
 }
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Logs and resets the pending count when force or a second has passed; under t->lock. */
+static void throttle_emit(struct log_throttle *t, enum log_level level, const char *msg, bool force)
+{
+    double now = monotonic_s();
+    if (t->pending == 0 || (!force && now - t->last_s < 1.0))
+        return;
+    char count[24];
+    snprintf(count, sizeof(count), "%lu", t->pending);
+    t->pending = 0;
+    t->last_s = now;
+    log_kv(level, msg, "count", count, NULL);
+}
+
+void log_throttled(struct log_throttle *t, enum log_level level, const char *msg, unsigned long n)
+{
+    pthread_mutex_lock(&t->lock);
+    t->pending += n;
+    throttle_emit(t, level, msg, false);
+    pthread_mutex_unlock(&t->lock);
+}
+
+void log_throttle_flush(struct log_throttle *t, enum log_level level, const char *msg)
+{
+    pthread_mutex_lock(&t->lock);
+    throttle_emit(t, level, msg, true);
+    pthread_mutex_unlock(&t->lock);
+}

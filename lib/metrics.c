@@ -28,6 +28,9 @@ struct series {
 
 static atomic_ulong alerts_received, alerts_rejected, nats_reconnects, reloads_ok, reloads_failed;
 static atomic_ulong actions[OUTCOME_COUNT];
+static atomic_ulong dropped_slow_consumer, dropped_shutdown, dropped_max_deliver;
+static atomic_ulong events_ok, events_failed, events_dropped, cooldown_skipped, cooldown_evicted;
+static atomic_long queue_depth;
 static atomic_bool nats_connected;
 static pthread_mutex_t series_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct series series[MAX_SERIES];
@@ -77,6 +80,41 @@ void metrics_action(const struct playbook *pb, enum outcome o, double seconds)
     pthread_mutex_unlock(&series_lock);
 }
 
+static void add(atomic_ulong *counter, unsigned long n)
+{
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+void metrics_alerts_dropped(const char *reason, unsigned long n)
+{
+    if (strcmp(reason, "slow_consumer") == 0)
+        add(&dropped_slow_consumer, n);
+    else if (strcmp(reason, "max_deliver") == 0)
+        add(&dropped_max_deliver, n);
+    else
+        add(&dropped_shutdown, n);
+}
+
+void metrics_event(const char *result)
+{
+    add(strcmp(result, "ok") == 0 ? &events_ok : strcmp(result, "failed") == 0 ? &events_failed : &events_dropped, 1);
+}
+
+void metrics_cooldown_skipped(void)
+{
+    add(&cooldown_skipped, 1);
+}
+
+void metrics_cooldown_evicted(unsigned long n)
+{
+    add(&cooldown_evicted, n);
+}
+
+void metrics_queue_depth(long delta)
+{
+    atomic_fetch_add_explicit(&queue_depth, delta, memory_order_relaxed);
+}
+
 void metrics_nats_connected(bool connected)
 {
     atomic_store(&nats_connected, connected);
@@ -98,6 +136,14 @@ void metrics_snapshot(struct metrics_snapshot *out)
     out->alerts_rejected = atomic_load_explicit(&alerts_rejected, memory_order_relaxed);
     for (int i = 0; i < OUTCOME_COUNT; i++)
         out->actions[i] = atomic_load_explicit(&actions[i], memory_order_relaxed);
+    out->dropped_slow_consumer = atomic_load(&dropped_slow_consumer);
+    out->dropped_shutdown = atomic_load(&dropped_shutdown);
+    out->dropped_max_deliver = atomic_load(&dropped_max_deliver);
+    out->events_ok = atomic_load(&events_ok);
+    out->events_failed = atomic_load(&events_failed);
+    out->events_dropped = atomic_load(&events_dropped);
+    out->cooldown_skipped = atomic_load(&cooldown_skipped);
+    out->cooldown_evicted = atomic_load(&cooldown_evicted);
 }
 
 struct text {
@@ -169,6 +215,27 @@ char *metrics_render(size_t *len)
     counter(&t, "playbookd_alerts_rejected_total", "Messages rejected as bad input (not a Falco alert).",
             atomic_load(&alerts_rejected));
     counter(&t, "playbookd_nats_reconnects_total", "Reconnections to NATS.", atomic_load(&nats_reconnects));
+    emit(&t,
+         "# HELP playbookd_alerts_dropped_total Alerts received but never run, by reason.\n"
+         "# TYPE playbookd_alerts_dropped_total counter\n"
+         "playbookd_alerts_dropped_total{reason=\"slow_consumer\"} %lu\n"
+         "playbookd_alerts_dropped_total{reason=\"shutdown\"} %lu\n"
+         "playbookd_alerts_dropped_total{reason=\"max_deliver\"} %lu\n",
+         atomic_load(&dropped_slow_consumer), atomic_load(&dropped_shutdown), atomic_load(&dropped_max_deliver));
+    emit(&t,
+         "# HELP playbookd_events_total Kubernetes Events, by result (dropped: their queue was full).\n"
+         "# TYPE playbookd_events_total counter\n"
+         "playbookd_events_total{result=\"ok\"} %lu\nplaybookd_events_total{result=\"failed\"} %lu\n"
+         "playbookd_events_total{result=\"dropped\"} %lu\n",
+         atomic_load(&events_ok), atomic_load(&events_failed), atomic_load(&events_dropped));
+    counter(&t, "playbookd_cooldown_skipped_total",
+            "Actions skipped because their playbook's cooldown held the target.", atomic_load(&cooldown_skipped));
+    counter(&t, "playbookd_cooldown_evicted_total", "Cooldown keys forgotten because the table was full.",
+            atomic_load(&cooldown_evicted));
+    emit(&t,
+         "# HELP playbookd_queue_depth Alerts waiting for a worker.\n# TYPE playbookd_queue_depth gauge\n"
+         "playbookd_queue_depth %ld\n",
+         atomic_load(&queue_depth));
     emit(&t,
          "# HELP playbookd_nats_connected 1 while connected to NATS.\n# TYPE playbookd_nats_connected gauge\n"
          "playbookd_nats_connected %d\n",

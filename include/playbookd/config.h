@@ -54,7 +54,14 @@ enum param_type {
     PARAM_STRINGS,  /* struct string_list: a sequence of strings, or one string; def is comma-separated */
     PARAM_SECTION,  /* a nested map loaded by the table `section` into the same context */
     PARAM_NODE,     /* const struct config_node *, left for the caller to read */
+    PARAM_DURATION, /* long milliseconds, within [min, max]: "500ms", "30s", "1m", "24h" (units required) */
+    PARAM_SIZE,     /* long bytes, within [min, max]: "16MiB", "512KiB", "1GiB", "100B", or plain bytes */
 };
+
+/* Parses a duration ("500ms", "30s", "1m", "24h", "1h30m") into milliseconds; -1 when malformed. */
+int config_parse_duration(const char *text, long *ms);
+/* Parses a size ("16MiB", "512KiB", "1GiB", "100B", "4096") into bytes; -1 when malformed. */
+int config_parse_size(const char *text, long *bytes);
 
 struct string_list {
     char **items;

@@ -14,12 +14,24 @@ struct metrics_snapshot {
     unsigned long alerts_received;
     unsigned long alerts_rejected;
     unsigned long actions[OUTCOME_COUNT];
+    unsigned long dropped_slow_consumer, dropped_shutdown, dropped_max_deliver;
+    unsigned long events_ok, events_failed, events_dropped;
+    unsigned long cooldown_skipped, cooldown_evicted;
 };
 
 void metrics_alert_received(void);
 unsigned long metrics_alert_rejected(void); /* returns the new total */
 /* One action of a playbook ended; seconds is how long it took, retries included. */
 void metrics_action(const struct playbook *pb, enum outcome o, double seconds);
+/* Alerts received but never run: reason is "slow_consumer", "shutdown" or "max_deliver". */
+void metrics_alerts_dropped(const char *reason, unsigned long n);
+/* A Kubernetes Event: result is "ok", "failed" or "dropped" (its queue was full). */
+void metrics_event(const char *result);
+/* An action skipped because its playbook's cooldown held the key; and cooldown keys evicted (table full). */
+void metrics_cooldown_skipped(void);
+void metrics_cooldown_evicted(unsigned long n);
+/* Alerts waiting for a worker now (a gauge). */
+void metrics_queue_depth(long delta);
 void metrics_nats_connected(bool connected);
 void metrics_nats_reconnected(void);
 void metrics_config_reload(bool ok);

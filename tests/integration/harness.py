@@ -54,9 +54,10 @@ def falco_subject(alert):
 
 
 class NatsServer:
-    """A real nats-server on a free loopback port; max_payload raised so oversize alerts reach playbookd."""
+    """A real nats-server on a free loopback port; max_payload raised so oversize alerts reach playbookd.
+    jetstream=True: JetStream on, stored in a temp dir that survives kill() and start()."""
 
-    def __init__(self, max_payload=4 * 1024 * 1024, token=None, port=None, start=True):
+    def __init__(self, max_payload=4 * 1024 * 1024, token=None, port=None, start=True, jetstream=False):
         self.dir = tempfile.mkdtemp(prefix="nats-")
         self.port = port or free_port()
         self.conf = os.path.join(self.dir, "nats.conf")
@@ -64,8 +65,11 @@ class NatsServer:
             f.write(f"listen: 127.0.0.1:{self.port}\nmax_payload: {max_payload}\n")
             if token:
                 f.write(f"authorization {{ token: {token} }}\n")
+            if jetstream:
+                f.write(f"jetstream {{ store_dir: \"{os.path.join(self.dir, 'js')}\" }}\n")
         self.log = open(os.path.join(self.dir, "nats.log"), "w")
         self.proc = None
+        self.jetstream = jetstream
         self.url = f"nats://127.0.0.1:{self.port}"
         if start:
             self.start()
@@ -74,6 +78,9 @@ class NatsServer:
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         self.proc = subprocess.Popen([binary, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(self._answers, what="nats-server to answer")
+        if self.jetstream:
+            wait_until(lambda: "Server is ready" in open(os.path.join(self.dir, "nats.log")).read(),
+                       what="nats-server JetStream ready")
 
     def kill(self):
         self.proc.kill()
