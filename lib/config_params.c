@@ -3,6 +3,8 @@
  * default, bounds, where it goes), so each playbook and each section declares its keys once.
  */
 #include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,144 @@ static int load_int(const struct param_spec *s, const struct config_node *n, con
     return 0;
 }
 
+/* Reads the decimal digits at *p into *v (at least one); -1 when there are none, -2 past LONG_MAX. */
+static int read_digits(const char **p, long *v)
+{
+    const char *s = *p;
+    long n = 0;
+    if (*s < '0' || *s > '9')
+        return -1;
+    for (; *s >= '0' && *s <= '9'; s++) {
+        if (n > (LONG_MAX - (*s - '0')) / 10)
+            return -2;
+        n = n * 10 + (*s - '0');
+    }
+    *p = s;
+    *v = n;
+    return 0;
+}
+
+/* *total += v * unit, or -2 when that passes LONG_MAX (v, unit and *total are not negative). */
+static int add_scaled(long *total, long v, long unit)
+{
+    if (v > (LONG_MAX - *total) / unit)
+        return -2;
+    *total += v * unit;
+    return 0;
+}
+
+struct unit {
+    const char *name;
+    long scale;
+};
+
+/* Largest first: each piece of a duration uses a smaller unit than the one before it. */
+static const struct unit duration_units[] = {
+    {"h", 3600000L}, {"m", 60000L}, {"s", 1000L}, {"ms", 1L}, {NULL, 0},
+};
+
+static const struct unit size_units[] = {
+    {"GiB", 1L << 30}, {"MiB", 1L << 20}, {"KiB", 1L << 10}, {"B", 1L}, {NULL, 0},
+};
+
+/* The index of the unit that text starts with, taking the longest match ("ms" over "m"); -1 for none. */
+static int unit_at(const struct unit *units, const char *text, size_t *len)
+{
+    int best = -1;
+    size_t best_len = 0;
+    for (int i = 0; units[i].name != NULL; i++) {
+        size_t n = strlen(units[i].name);
+        if (n > best_len && strncmp(text, units[i].name, n) == 0) {
+            best = i;
+            best_len = n;
+        }
+    }
+    *len = best_len;
+    return best;
+}
+
+int config_parse_duration(const char *text, long *ms)
+{
+    long total = 0, v;
+    int last = -1, rc;
+    const char *p = text;
+    do {
+        if ((rc = read_digits(&p, &v)) != 0)
+            return rc;
+        size_t len;
+        int u = unit_at(duration_units, p, &len);
+        if (u <= last) /* no unit, or not smaller than the previous piece's */
+            return -1;
+        if ((rc = add_scaled(&total, v, duration_units[u].scale)) != 0)
+            return rc;
+        last = u;
+        p += len;
+    } while (*p != 0);
+    *ms = total;
+    return 0;
+}
+
+int config_parse_size(const char *text, long *bytes)
+{
+    long v, total = 0;
+    const char *p = text;
+    int rc = read_digits(&p, &v);
+    if (rc != 0)
+        return rc;
+    size_t len = 0;
+    int u = *p == 0 ? -1 : unit_at(size_units, p, &len);
+    if ((*p != 0 && u < 0) || p[len] != 0)
+        return -1;
+    if ((rc = add_scaled(&total, v, u < 0 ? 1 : size_units[u].scale)) != 0)
+        return rc;
+    *bytes = total;
+    return 0;
+}
+
+/*
+ * Writes v (not negative) with units, largest first: as pieces ("1h30m", "1s500ms", "0ms"), or as_one: in the
+ * largest unit that divides it ("16MiB", "1536B"). The last unit of the table is 1.
+ */
+static void format_units(char *buf, size_t size, long v, const struct unit *units, bool as_one)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; units[i].name != NULL && n < size; i++) {
+        bool last = units[i + 1].name == NULL;
+        if (as_one && v % units[i].scale != 0 && !last)
+            continue;
+        if (v >= units[i].scale || (last && n == 0)) {
+            n += (size_t)snprintf(buf + n, size - n, "%ld%s", v / units[i].scale, units[i].name);
+            v %= units[i].scale;
+        }
+        if (v == 0 && n > 0)
+            break;
+    }
+}
+
+static int load_measure(const struct param_spec *s, const struct config_node *n, const char *text, void *ctx,
+                        struct error *err)
+{
+    bool duration = s->type == PARAM_DURATION;
+    const struct unit *units = duration ? duration_units : size_units;
+    long v;
+    int rc = duration ? config_parse_duration(text, &v) : config_parse_size(text, &v);
+    if (rc == -1 && duration)
+        return config_node_error(err, n, "expected a duration such as 500ms, 30s, 1m, 24h or 1h30m");
+    if (rc == -1)
+        return config_node_error(err, n,
+                                 "expected a size such as 100B, 512KiB, 16MiB, 1GiB or a number of bytes "
+                                 "(binary units only: KB, MB and GB are not accepted)");
+    if (rc != 0 || v < s->min || v > s->max) {
+        char lo[48], hi[48];
+        format_units(lo, sizeof(lo), s->min, units, !duration);
+        format_units(hi, sizeof(hi), s->max, units, !duration);
+        return config_node_error(err, n, "must be between %s and %s", lo, hi);
+    }
+    *FIELD(ctx, s, long) = v;
+    return 0;
+}
+
 static int load_bool(const struct param_spec *s, const struct config_node *n, const char *text, void *ctx,
                      struct error *err)
 {
@@ -165,6 +305,8 @@ static int load_scalar(const struct param_spec *s, const struct config_node *n, 
     case PARAM_INT: return load_int(s, n, text, ctx, err);
     case PARAM_BOOL: return load_bool(s, n, text, ctx, err);
     case PARAM_PRIORITY: return load_priority(s, n, text, ctx, err);
+    case PARAM_DURATION:
+    case PARAM_SIZE: return load_measure(s, n, text, ctx, err);
     default: return config_node_error(err, n, "internal error: not a scalar parameter");
     }
 }

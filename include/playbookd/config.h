@@ -58,9 +58,17 @@ enum param_type {
     PARAM_SIZE,     /* long bytes, within [min, max]: "16MiB", "512KiB", "1GiB", "100B", or plain bytes */
 };
 
-/* Parses a duration ("500ms", "30s", "1m", "24h", "1h30m") into milliseconds; -1 when malformed. */
+/*
+ * Parses a duration into milliseconds: one or more pieces of digits and a unit (ms, s, m, h), each unit
+ * smaller than the one before ("500ms", "30s", "1m", "24h", "1h30m", "0s"); no sign, spaces or fractions.
+ * Returns 0; -1 when malformed; -2 when it does not fit in a long.
+ */
 int config_parse_duration(const char *text, long *ms);
-/* Parses a size ("16MiB", "512KiB", "1GiB", "100B", "4096") into bytes; -1 when malformed. */
+/*
+ * Parses a size into bytes: digits, then B, KiB, MiB, GiB or nothing (bytes): "16MiB", "512KiB", "1GiB",
+ * "100B", "4096". The 1000-based KB, MB, GB are not accepted. Returns 0; -1 when malformed; -2 when it does
+ * not fit in a long.
+ */
 int config_parse_size(const char *text, long *bytes);
 
 struct string_list {
@@ -74,7 +82,7 @@ struct param_spec {
     const char *def; /* default as text, or NULL */
     bool required;
     size_t offset;                    /* where the value goes in the playbook's context */
-    long min, max;                    /* PARAM_INT bounds */
+    long min, max;                    /* bounds of PARAM_INT, PARAM_DURATION (ms) and PARAM_SIZE (bytes) */
     const char *const *choices;       /* PARAM_CHOICE: NULL-terminated list */
     const struct param_spec *section; /* PARAM_SECTION */
 };
