@@ -34,6 +34,54 @@ static const struct param_spec tls_spec[] = {
     {0},
 };
 
+#define JS_FIELD(f) offsetof(struct config_file, cfg.nats.js.f)
+
+static const struct param_spec pending_spec[] = {
+    {.name = "messages",
+     .type = PARAM_INT,
+     .def = "10000",
+     .offset = NATS_FIELD(pending_messages),
+     .min = 1,
+     .max = 10000000},
+    {.name = "bytes",
+     .type = PARAM_SIZE,
+     .def = "16MiB",
+     .offset = NATS_FIELD(pending_bytes),
+     .min = 1024,
+     .max = 1L << 30},
+    {0},
+};
+
+static const char *const storages[] = {"file", "memory", NULL};
+
+static const struct param_spec create_stream_spec[] = {
+    {.name = "subjects", .type = PARAM_STRINGS, .def = "falco.>", .offset = JS_FIELD(stream_subjects)},
+    {.name = "max_age",
+     .type = PARAM_DURATION,
+     .def = "24h",
+     .offset = JS_FIELD(max_age_ms),
+     .min = 1000,
+     .max = 365L * 24 * 3600 * 1000},
+    {.name = "storage", .type = PARAM_CHOICE, .def = "file", .offset = JS_FIELD(storage), .choices = storages},
+    {0},
+};
+
+static const struct param_spec jetstream_spec[] = {
+    {.name = "stream", .type = PARAM_STRING, .offset = JS_FIELD(stream)},
+    {.name = "durable", .type = PARAM_STRING, .def = "playbookd", .offset = JS_FIELD(durable)},
+    {.name = "subject", .type = PARAM_STRING, .def = "falco.>", .offset = JS_FIELD(subject)},
+    {.name = "max_deliver", .type = PARAM_INT, .def = "10", .offset = JS_FIELD(max_deliver), .min = 1, .max = 1000},
+    {.name = "ack_wait",
+     .type = PARAM_DURATION,
+     .def = "30s",
+     .offset = JS_FIELD(ack_wait_ms),
+     .min = 1000,
+     .max = 3600000},
+    {.name = "backoff", .type = PARAM_STRINGS, .def = "1s,5s,30s", .offset = JS_FIELD(backoff_text)},
+    {.name = "create_stream", .type = PARAM_SECTION, .section = create_stream_spec},
+    {0},
+};
+
 static const struct param_spec nats_spec[] = {
     {.name = "servers", .type = PARAM_STRINGS, .def = "nats://127.0.0.1:4222", .offset = NATS_FIELD(servers)},
     {.name = "queue_group", .type = PARAM_STRING, .offset = NATS_FIELD(queue_group)},
@@ -42,6 +90,8 @@ static const struct param_spec nats_spec[] = {
     {.name = "password", .type = PARAM_STRING, .offset = NATS_FIELD(password)},
     {.name = "credentials", .type = PARAM_STRING, .offset = NATS_FIELD(credentials)},
     {.name = "tls", .type = PARAM_SECTION, .section = tls_spec},
+    {.name = "pending", .type = PARAM_SECTION, .section = pending_spec},
+    {.name = "jetstream", .type = PARAM_SECTION, .section = jetstream_spec},
     {0},
 };
 
@@ -96,6 +146,18 @@ static const struct param_spec root_spec[] = {
      .offset = offsetof(struct config_file, cfg.shutdown_timeout_ms),
      .min = 0,
      .max = 600000},
+    {.name = "workers",
+     .type = PARAM_INT,
+     .def = "32",
+     .offset = offsetof(struct config_file, cfg.workers),
+     .min = 1,
+     .max = 256},
+    {.name = "queue_size",
+     .type = PARAM_INT,
+     .def = "4096",
+     .offset = offsetof(struct config_file, cfg.queue_size),
+     .min = 1,
+     .max = 1000000},
     {.name = "dry_run", .type = PARAM_BOOL, .def = "false", .offset = offsetof(struct config_file, cfg.dry_run)},
     {.name = "protected_namespaces",
      .type = PARAM_STRINGS,
@@ -125,6 +187,28 @@ static int check_nats(const struct config_node *root, const struct config_nats *
         return config_node_error(err, config_node_get(node, "tls"), "tls cert and key go together");
     if (n->servers.n == 0)
         return config_node_error(err, node, "servers: at least one server is needed");
+    return 0;
+}
+
+/* nats.jetstream: a stream name, and each backoff a duration (kept in milliseconds). */
+static int check_jetstream(const struct config_node *root, struct config_jetstream *js, struct error *err)
+{
+    const struct config_node *node = config_node_get(config_node_get(root, "nats"), "jetstream");
+    if (node == NULL)
+        return 0;
+    if (js->stream == NULL)
+        return config_node_error(err, node, "jetstream needs 'stream': the stream that holds the alerts");
+    const struct config_node *backoff = config_node_get(node, "backoff");
+    if (js->backoff_text.n == 0 || js->backoff_text.n > JETSTREAM_MAX_BACKOFF)
+        return config_node_error(err, backoff ? backoff : node, "backoff: 1 to %d durations", JETSTREAM_MAX_BACKOFF);
+    for (size_t i = 0; i < js->backoff_text.n; i++)
+        if (config_parse_duration(js->backoff_text.items[i], &js->backoff_ms[i]) != 0 ||
+            js->backoff_ms[i] > 24L * 3600 * 1000)
+            return config_node_error(err, backoff ? backoff : node,
+                                     "backoff: '%.32s' is not a duration up to 24h (such as 500ms, 30s, 1m)",
+                                     js->backoff_text.items[i]);
+    js->n_backoff = js->backoff_text.n;
+    js->create_stream = config_node_get(node, "create_stream") != NULL;
     return 0;
 }
 
@@ -287,8 +371,8 @@ static int load_tree(struct config_file *cf, const struct config_node *root, boo
     cfg->dry_run = cfg->dry_run || dry_run;
     cf->env.protected_namespaces = &cfg->protected_namespaces;
     cfg->env = &cf->env;
-    if (check_nats(root, &cfg->nats, err) != 0 || check_namespaces(root, &cfg->protected_namespaces, err) != 0 ||
-        check_http(root, &cfg->http, err) != 0)
+    if (check_nats(root, &cfg->nats, err) != 0 || check_jetstream(root, &cfg->nats.js, err) != 0 ||
+        check_namespaces(root, &cfg->protected_namespaces, err) != 0 || check_http(root, &cfg->http, err) != 0)
         return -1;
     if (load_playbooks(cfg, cf->playbooks_node, err) != 0)
         return -1;
@@ -361,5 +445,7 @@ bool config_nats_equal(const struct config_nats *a, const struct config_nats *b)
     return same_string(a->queue_group, b->queue_group) && same_string(a->token, b->token) &&
            same_string(a->user, b->user) && same_string(a->password, b->password) &&
            same_string(a->credentials, b->credentials) && same_string(a->tls_ca, b->tls_ca) &&
-           same_string(a->tls_cert, b->tls_cert) && same_string(a->tls_key, b->tls_key);
+           same_string(a->tls_cert, b->tls_cert) && same_string(a->tls_key, b->tls_key) &&
+           same_string(a->js.stream, b->js.stream) && same_string(a->js.durable, b->js.durable) &&
+           same_string(a->js.subject, b->js.subject);
 }

@@ -1,8 +1,10 @@
 /*
- * dispatch.c: from one message to its actions. The alert is parsed once; the playbooks of every topic
- * whose pattern matches are collected in config order, each at most once, and run one after another.
- * A transient failure is retried with capped exponential backoff (honouring Retry-After) before it
- * counts as failed. Every action ends in one log line.
+ * dispatch.c: from one message to its actions. Receiving parses the alert once and collects, in config
+ * order and each at most once, the playbooks of every topic whose pattern matches; the result is one job
+ * that a worker runs. An alert whose playbooks act on the cluster is keyed by its target (pod, else
+ * node) so that alerts about one target run in order on one worker; one that only notifies may run on
+ * any worker. A transient failure is retried with capped exponential backoff (honouring Retry-After)
+ * before it counts as failed. Every action ends in one log line; the job's end is told to its input.
  */
 #include "playbookd/dispatch.h"
 
@@ -14,32 +16,72 @@
 #include <string.h>
 #include <time.h>
 
+#include "playbookd/cooldown.h"
+#include "playbookd/kube.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/subject.h"
+#include "playbookd/workers.h"
 
 struct dispatcher {
-    const struct config *cfg;
+    struct config *cfg;
+    struct kube *kube;
+    struct cooldown *cooldown;
     dispatch_report_fn report;
     void *report_arg;
     atomic_bool stopping;
+    atomic_long refs;
 };
 
-int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report, void *report_arg)
+/* One received alert on its way through a worker; allocated with its subject and playbook list. */
+struct job {
+    struct work work;
+    struct dispatcher *d;
+    struct alert alert;
+    struct delivery delivery;
+    const char *subject; /* points after order[] */
+    size_t n;
+    uint16_t order[]; /* indices into cfg->playbooks, in the order to run */
+};
+
+static struct log_throttle cooldown_log = LOG_THROTTLE_INIT;
+
+int dispatcher_create(struct dispatcher **out, struct config *cfg, struct kube *kube, struct cooldown *cooldown,
+                      dispatch_report_fn report, void *report_arg)
 {
     struct dispatcher *d = calloc(1, sizeof(*d));
     *out = d;
-    if (d == NULL)
+    if (d == NULL) {
+        kube_destroy(kube);
+        config_destroy(cfg);
         return -1;
+    }
     d->cfg = cfg;
+    d->kube = kube;
+    d->cooldown = cooldown;
     d->report = report;
     d->report_arg = report_arg;
+    atomic_init(&d->refs, 1);
     return 0;
 }
 
-void dispatcher_destroy(struct dispatcher *d)
+void dispatcher_ref(struct dispatcher *d)
 {
+    atomic_fetch_add(&d->refs, 1);
+}
+
+void dispatcher_release(struct dispatcher *d)
+{
+    if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
+        return;
+    kube_destroy(d->kube);
+    config_destroy(d->cfg);
     free(d);
+}
+
+const struct config *dispatcher_config(const struct dispatcher *d)
+{
+    return d->cfg;
 }
 
 void dispatcher_stop(struct dispatcher *d)
@@ -66,19 +108,20 @@ static void backoff_sleep(const struct dispatcher *d, long ms)
 }
 
 /* Runs one action, retrying transient failures; returns the final outcome and the tries made. */
-static enum outcome run_with_retries(const struct dispatcher *d, struct playbook *pb, const struct alert *a,
-                                     const struct action_record *before, size_t n_before, struct action_result *res,
+static enum outcome run_with_retries(const struct job *job, struct playbook *pb, struct action_result *res,
                                      int *attempts)
 {
+    const struct dispatcher *d = job->d;
     const struct config_retry *retry = &d->cfg->retry;
+    struct action_result input = *res;
     long backoff = retry->initial_backoff_ms;
     for (*attempts = 1;; (*attempts)++) {
-        memset(res, 0, sizeof(*res));
-        res->before = before;
-        res->n_before = n_before;
-        enum outcome o = pb->type->run(pb, a, res);
+        *res = input;
+        enum outcome o = pb->type->run(pb, &job->alert, res);
         if (o != OUTCOME_FAILED || !res->transient || *attempts >= retry->attempts || atomic_load(&d->stopping))
             return o;
+        if (job->delivery.progress != NULL)
+            job->delivery.progress(job->delivery.arg);
         long wait = res->retry_after_ms > backoff ? res->retry_after_ms : backoff;
         backoff_sleep(d, wait < retry->max_backoff_ms ? wait : retry->max_backoff_ms);
         if (atomic_load(&d->stopping))
@@ -96,23 +139,149 @@ static const char *outcome_text(enum outcome o, const char *reason, char *buf, s
     return buf;
 }
 
-static void log_action(const char *subject, const struct alert *a, const struct action_record *r, int attempts,
-                       double ms)
+static void log_action(const struct job *job, const struct action_record *r, int attempts, double ms,
+                       enum log_level level)
 {
     char text[ACTION_REASON_MAX + 16], tries[16], took[32];
     snprintf(tries, sizeof(tries), "%d", attempts);
     snprintf(took, sizeof(took), "%.1f", ms);
-    log_kv(r->outcome == OUTCOME_FAILED ? LOG_WARN : LOG_INFO, "action", "subject", subject, "rule", a->rule,
-           "priority", priority_name(a->priority), "playbook", r->playbook->name, "type", r->playbook->type->name,
-           "target", r->target[0] ? r->target : NULL, "outcome",
+    log_kv(r->outcome == OUTCOME_FAILED ? LOG_WARN : level, "action", "subject", job->subject, "rule", job->alert.rule,
+           "priority", priority_name(job->alert.priority), "playbook", r->playbook->name, "type",
+           r->playbook->type->name, "target", r->target[0] ? r->target : NULL, "outcome",
            outcome_text(r->outcome, r->reason, text, sizeof(text)), "attempts", tries, "ms", took, NULL);
 }
 
-/* The playbooks to run for subject, each once, in config order; returns how many. */
-static size_t collect(const struct config *cfg, const char *subject, size_t order[CONFIG_MAX_PLAYBOOKS])
+/* The pod "ns/name" the alert names, else its hostname, into buf; "" when it names neither. */
+static size_t target_text(const struct alert *a, char *buf, size_t size)
+{
+    char b1[256], b2[256];
+    const char *ns = alert_field(a, "k8s.ns.name", b1, sizeof(b1));
+    const char *pod = alert_field(a, "k8s.pod.name", b2, sizeof(b2));
+    int n = ns && pod && *pod ? snprintf(buf, size, "%s/%s", ns, pod) : snprintf(buf, size, "%s", a->hostname);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* The cooldown key of pb for this alert: playbook, rule (notifications only) and target. */
+static size_t cooldown_key(const struct playbook *pb, const struct alert *a, char *buf, size_t size)
+{
+    char target[600];
+    target_text(a, target, sizeof(target));
+    int n = snprintf(buf, size, "%s%c%s%c%s", pb->name, 0, pb->type->cooldown_per_rule ? a->rule : "", 0, target);
+    return n < 0 ? 0 : (size_t)n < size ? (size_t)n : size - 1;
+}
+
+/* True when pb's cooldown holds this alert's key (the action is skipped); else the key is claimed in key. */
+static bool cooled_down(struct dispatcher *d, const struct playbook *pb, const struct alert *a, int64_t now, char *key,
+                        size_t *key_len, struct action_result *res)
+{
+    *key_len = 0;
+    if (pb->cooldown_ms <= 0 || d->cooldown == NULL)
+        return false;
+    size_t len = cooldown_key(pb, a, key, ALERT_MAX_RULE + 1024);
+    if (!cooldown_claim(d->cooldown, key, len, pb->cooldown_ms, now, &res->suppressed)) {
+        action_skip(res, "cooldown");
+        metrics_cooldown_skipped();
+        log_throttled(&cooldown_log, LOG_INFO, "actions skipped by cooldown", 1);
+        return true;
+    }
+    *key_len = len;
+    return false;
+}
+
+/* Runs one action of the job (cooldown, retries, log, metrics, report) into done[i]. */
+static void run_action(struct job *job, size_t i, struct action_record *done)
+{
+    struct dispatcher *d = job->d;
+    struct playbook *pb = d->cfg->playbooks[job->order[i]];
+    struct action_record *r = &done[i];
+    struct action_result res = {.before = done, .n_before = i};
+    char key[ALERT_MAX_RULE + 1024];
+    size_t key_len;
+    int attempts = 0;
+    double start = now_ms();
+    r->playbook = pb;
+    if (cooled_down(d, pb, &job->alert, (int64_t)start, key, &key_len, &res)) {
+        r->outcome = OUTCOME_SKIPPED;
+    } else {
+        r->outcome = run_with_retries(job, pb, &res, &attempts);
+        if (key_len > 0 && r->outcome != OUTCOME_OK && r->outcome != OUTCOME_DRY_RUN)
+            cooldown_release(d->cooldown, key, key_len); /* it had no effect: the next alert may act */
+    }
+    memcpy(r->reason, res.reason, sizeof(r->reason));
+    memcpy(r->target, res.target, sizeof(r->target));
+    r->transient = res.transient;
+    double took = now_ms() - start;
+    log_action(job, r, attempts, took, attempts == 0 ? LOG_DEBUG : LOG_INFO); /* cooldown skips: counted */
+    metrics_action(pb, r->outcome, took / 1000.0);
+    if (d->report != NULL)
+        d->report(d->report_arg, job->subject, pb, r->outcome, r->reason);
+}
+
+static void job_end(struct job *job, enum dispatch_status status)
+{
+    if (job->delivery.done != NULL)
+        job->delivery.done(job->delivery.arg, status, job->subject);
+    alert_free(&job->alert);
+    dispatcher_release(job->d);
+    free(job);
+}
+
+/* Runs every action of the job and ends it. */
+static enum dispatch_status job_run(struct job *job)
+{
+    struct action_record stack[8], *done = job->n <= 8 ? stack : calloc(job->n, sizeof(*done));
+    enum dispatch_status status = DISPATCH_DONE;
+    if (done == NULL) {
+        log_kv(LOG_ERROR, "out of memory", "subject", job->subject, NULL);
+        job_end(job, DISPATCH_RETRY);
+        return DISPATCH_RETRY;
+    }
+    memset(done, 0, job->n * sizeof(*done));
+    for (size_t i = 0; i < job->n; i++) {
+        run_action(job, i, done);
+        if (done[i].outcome == OUTCOME_FAILED && status != DISPATCH_FAILED)
+            status = done[i].transient ? DISPATCH_RETRY : DISPATCH_FAILED;
+    }
+    if (done != stack)
+        free(done);
+    job_end(job, status);
+    return status;
+}
+
+static void job_work_run(struct work *w)
+{
+    job_run((struct job *)w);
+}
+
+static void job_work_drop(struct work *w)
+{
+    job_end((struct job *)w, DISPATCH_DROPPED);
+}
+
+static enum dispatch_status finish_early(const struct delivery *dl, enum dispatch_status status, const char *subject)
+{
+    if (dl != NULL && dl->done != NULL)
+        dl->done(dl->arg, status, subject);
+    return status;
+}
+
+static enum dispatch_status reject(const struct delivery *dl, const char *subject, const char *origin,
+                                   const char *reason)
+{
+    char total[32];
+    snprintf(total, sizeof(total), "%lu", metrics_alert_rejected());
+    log_kv(LOG_WARN, "rejected", "subject", subject ? subject : "-", "origin", origin, "reason", reason,
+           "rejected_total", total, NULL);
+    return finish_early(dl, DISPATCH_REJECTED, subject);
+}
+
+/* The playbooks to run for subject, each once, in config order; returns how many and whether any acts on
+ * the cluster. */
+static size_t collect(const struct config *cfg, const char *subject, uint16_t order[CONFIG_MAX_PLAYBOOKS], bool *keyed)
 {
     uint64_t seen[CONFIG_MAX_PLAYBOOKS / 64] = {0};
     size_t n = 0;
+    *keyed = false;
     for (size_t t = 0; t < cfg->n_topics; t++) {
         const struct topic *topic = &cfg->topics[t];
         if (!subject_matches(topic->pattern, subject))
@@ -122,67 +291,69 @@ static size_t collect(const struct config *cfg, const char *subject, size_t orde
             if (seen[p / 64] & (UINT64_C(1) << (p % 64)))
                 continue;
             seen[p / 64] |= UINT64_C(1) << (p % 64);
-            order[n++] = p;
+            order[n++] = (uint16_t)p;
+            *keyed = *keyed || cfg->playbooks[p]->type->needs_kube;
         }
     }
     return n;
 }
 
-/* Runs the playbooks of every topic matching subject, for an alert already parsed. */
-static enum dispatch_status dispatch_alert(struct dispatcher *d, const char *subject, const struct alert *a)
+/* A job for the parsed alert a (taken) and its playbooks; NULL when out of memory. */
+static struct job *job_create(struct dispatcher *d, const char *subject, struct alert *a, const uint16_t *order,
+                              size_t n, const struct delivery *dl)
 {
-    size_t order[CONFIG_MAX_PLAYBOOKS];
-    size_t n = collect(d->cfg, subject, order);
-    struct action_record *done = n ? calloc(n, sizeof(*done)) : NULL;
-    enum dispatch_status status = DISPATCH_DONE;
-    if (n > 0 && done == NULL) {
-        log_kv(LOG_ERROR, "out of memory", "subject", subject, NULL);
-        return DISPATCH_FAILED;
-    }
-    for (size_t i = 0; i < n; i++) {
-        struct action_record *r = &done[i];
-        struct action_result res;
-        int attempts;
-        double start = now_ms();
-        r->playbook = d->cfg->playbooks[order[i]];
-        r->outcome = run_with_retries(d, d->cfg->playbooks[order[i]], a, done, i, &res, &attempts);
-        memcpy(r->reason, res.reason, sizeof(r->reason));
-        memcpy(r->target, res.target, sizeof(r->target));
-        double took = now_ms() - start;
-        log_action(subject, a, r, attempts, took);
-        metrics_action(r->playbook, r->outcome, took / 1000.0);
-        if (d->report != NULL)
-            d->report(d->report_arg, subject, r->playbook, r->outcome, r->reason);
-        if (r->outcome == OUTCOME_FAILED)
-            status = DISPATCH_FAILED;
-    }
-    free(done);
-    return status;
+    size_t subject_len = strlen(subject);
+    struct job *job = malloc(sizeof(*job) + n * sizeof(job->order[0]) + subject_len + 1);
+    if (job == NULL)
+        return NULL;
+    memset(job, 0, sizeof(*job));
+    job->d = d;
+    job->alert = *a;
+    job->delivery = dl ? *dl : (struct delivery){0};
+    job->n = n;
+    memcpy(job->order, order, n * sizeof(job->order[0]));
+    char *s = (char *)(job->order + n);
+    memcpy(s, subject, subject_len + 1);
+    job->subject = s;
+    job->work.run = job_work_run;
+    job->work.drop = job_work_drop;
+    dispatcher_ref(d);
+    return job;
 }
 
-static enum dispatch_status reject(const char *subject, const char *origin, const char *reason)
-{
-    char total[32];
-    snprintf(total, sizeof(total), "%lu", metrics_alert_rejected());
-    log_kv(LOG_WARN, "rejected", "subject", subject ? subject : "-", "origin", origin, "reason", reason,
-           "rejected_total", total, NULL);
-    return DISPATCH_REJECTED;
-}
-
-enum dispatch_status dispatch_message(struct dispatcher *d, const char *subject, const char *data, size_t len,
-                                      const char *origin)
+enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool, const char *subject, const char *data,
+                                     size_t len, const char *origin, const struct delivery *dl)
 {
     struct alert a;
     struct error err;
-    char derived[SUBJECT_MAX];
+    char derived[SUBJECT_MAX], target[600];
+    uint16_t order[CONFIG_MAX_PLAYBOOKS];
+    bool keyed;
     metrics_alert_received();
     if (alert_parse(&a, data, len, &err) != 0)
-        return reject(subject, origin, err.msg);
+        return reject(dl, subject, origin, err.msg);
     if (subject == NULL && subject_for_alert(&a, derived, sizeof(derived)) < 0) {
         alert_free(&a);
-        return reject(NULL, origin, "the rule has no letters or digits to make a subject");
+        return reject(dl, NULL, origin, "the rule has no letters or digits to make a subject");
     }
-    enum dispatch_status status = dispatch_alert(d, subject ? subject : derived, &a);
-    alert_free(&a);
-    return status;
+    subject = subject ? subject : derived;
+    size_t n = collect(d->cfg, subject, order, &keyed);
+    if (n == 0) {
+        alert_free(&a);
+        return finish_early(dl, DISPATCH_DONE, subject);
+    }
+    struct job *job = job_create(d, subject, &a, order, n, dl);
+    if (job == NULL) {
+        alert_free(&a);
+        log_kv(LOG_ERROR, "out of memory", "subject", subject, NULL);
+        return finish_early(dl, DISPATCH_RETRY, subject);
+    }
+    if (pool == NULL)
+        return job_run(job);
+    job->work.key = keyed ? workers_key(target, target_text(&job->alert, target, sizeof(target))) : 0;
+    if (workers_submit(pool, &job->work) != 0) {
+        job_end(job, DISPATCH_DROPPED); /* the pool is stopping */
+        return DISPATCH_DROPPED;
+    }
+    return DISPATCH_QUEUED;
 }

@@ -27,10 +27,12 @@ struct nats_link {
 struct slot {
     struct nats_subscriptions *set;
     natsSubscription *sub;
+    int64_t dropped_seen; /* cnats's dropped count at the last poll */
 };
 
 struct nats_subscriptions {
-    struct dispatcher *dispatcher;
+    struct dispatcher *dispatcher; /* a reference, released when the set is freed */
+    struct workers *pool;
     struct slot *slots;
     size_t n_slots;
     atomic_bool closing;
@@ -84,12 +86,15 @@ static void on_closed(natsConnection *nc, void *closure)
     log_kv(LOG_INFO, "nats connection closed", NULL);
 }
 
+static struct log_throttle slow_log = LOG_THROTTLE_INIT, stop_log = LOG_THROTTLE_INIT;
+
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
 {
     (void)nc, (void)closure;
+    if (err == NATS_SLOW_CONSUMER)
+        return; /* counted and logged by nats_poll_dropped */
     const char *subject = sub ? natsSubscription_GetSubject(sub) : NULL;
-    log_kv(LOG_ERROR, "nats error", "pattern", subject, "error", natsStatus_GetText(err), "hint",
-           err == NATS_SLOW_CONSUMER ? "alerts were dropped: playbooks are slower than the alert rate" : NULL, NULL);
+    log_kv(LOG_ERROR, "nats error", "pattern", subject, "error", natsStatus_GetText(err), NULL);
 }
 
 static natsStatus set_auth(natsOptions *o, const struct config_nats *n)
@@ -225,14 +230,49 @@ natsConnection *nats_link_connection(struct nats_link *l)
     return l->conn;
 }
 
+static void count_stop_drops(unsigned long n)
+{
+    metrics_alerts_dropped("shutdown", n);
+    log_throttled(&stop_log, LOG_WARN, "alerts dropped: playbookd is stopping", n);
+}
+
+/* Core NATS has no redelivery: what the workers never ran is lost, so it is counted. */
+static void on_done(void *arg, enum dispatch_status status, const char *subject)
+{
+    (void)arg, (void)subject;
+    if (status == DISPATCH_DROPPED)
+        count_stop_drops(1);
+}
+
 static void on_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
     (void)nc, (void)sub;
     struct slot *slot = closure;
-    if (!atomic_load(&slot->set->closing))
-        dispatch_message(slot->set->dispatcher, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
-                         (size_t)natsMsg_GetDataLength(msg), "nats");
+    static const struct delivery core = {.done = on_done};
+    if (atomic_load(&slot->set->closing))
+        count_stop_drops(1);
+    else
+        dispatch_submit(slot->set->dispatcher, slot->set->pool, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
+                        (size_t)natsMsg_GetDataLength(msg), "nats", &core);
     natsMsg_Destroy(msg);
+}
+
+void nats_poll_dropped(struct nats_subscriptions *set)
+{
+    unsigned long total = 0;
+    for (size_t i = 0; set != NULL && i < set->n_slots; i++) {
+        int64_t dropped = 0;
+        natsSubscription *sub = set->slots[i].sub;
+        if (sub == NULL || natsSubscription_GetDropped(sub, &dropped) != NATS_OK)
+            continue;
+        if (dropped > set->slots[i].dropped_seen)
+            total += (unsigned long)(dropped - set->slots[i].dropped_seen);
+        set->slots[i].dropped_seen = dropped;
+    }
+    if (total == 0)
+        return;
+    metrics_alerts_dropped("slow_consumer", total);
+    log_throttled(&slow_log, LOG_WARN, "alerts dropped: slow consumer (the pending limits were reached)", total);
 }
 
 /* cnats calls this once the subscription is closed and its handler has returned for the last time. */
@@ -245,9 +285,12 @@ static void on_complete(void *closure)
     pthread_mutex_unlock(&set->lock);
 }
 
-static natsStatus subscribe_one(struct nats_link *l, struct slot *slot, const char *pattern)
+static natsStatus subscribe_one(struct nats_link *l, struct slot *slot, const char *pattern,
+                                const struct config_nats *n)
 {
     natsStatus s = natsConnection_QueueSubscribe(&slot->sub, l->conn, pattern, l->queue, on_message, slot);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(slot->sub, (int)n->pending_messages, (int)n->pending_bytes);
     if (s == NATS_OK)
         s = natsSubscription_SetOnCompleteCB(slot->sub, on_complete, slot);
     if (s != NATS_OK && slot->sub != NULL) { /* no completion will come: close it now, before any message */
@@ -260,9 +303,10 @@ static natsStatus subscribe_one(struct nats_link *l, struct slot *slot, const ch
     return s;
 }
 
-int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const struct config *cfg, struct dispatcher *d,
+int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, struct dispatcher *d, struct workers *pool,
                    struct error *err)
 {
+    const struct config *cfg = dispatcher_config(d);
     struct nats_subscriptions *set = calloc(1, sizeof(*set));
     *out = NULL;
     if (set == NULL || (set->slots = calloc(cfg->n_topics, sizeof(*set->slots))) == NULL) {
@@ -270,18 +314,21 @@ int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const s
         return error_set(err, "out of memory");
     }
     set->dispatcher = d;
+    dispatcher_ref(d);
+    set->pool = pool;
     pthread_mutex_init(&set->lock, NULL);
     pthread_cond_init(&set->done, NULL);
     natsStatus s = NATS_OK;
     for (size_t i = 0; i < cfg->n_topics && s == NATS_OK; i++, set->n_slots++) {
         set->slots[i].set = set;
-        s = subscribe_one(l, &set->slots[i], cfg->topics[i].pattern);
+        s = subscribe_one(l, &set->slots[i], cfg->topics[i].pattern, &cfg->nats);
     }
     if (s == NATS_OK && nats_link_connected(l))
         s = natsConnection_FlushTimeout(l->conn, 5000);
     if (s != NATS_OK) {
         nats_error(err, "subscribe", s);
-        nats_unsubscribe(set, 0);
+        nats_drain(set, 0);
+        nats_subscriptions_free(set);
         return -1;
     }
     *out = set;
@@ -298,9 +345,10 @@ static void wait_for(struct nats_subscriptions *set, size_t count, const struct 
     pthread_mutex_unlock(&set->lock);
 }
 
-/* Drains: no new messages, those received still handled; returns when done or at the deadline. */
-static size_t drain(struct nats_subscriptions *set, long timeout_ms)
+void nats_drain(struct nats_subscriptions *set, long timeout_ms)
 {
+    if (set == NULL)
+        return;
     struct timespec deadline;
     size_t draining = 0;
     clock_gettime(CLOCK_REALTIME, &deadline);
@@ -308,41 +356,39 @@ static size_t drain(struct nats_subscriptions *set, long timeout_ms)
     deadline.tv_nsec += (timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L)
         deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    /* cnats gets a later deadline than ours, so that ours decides and counts what is dropped. */
+    /* cnats gets a later deadline than ours (or none), so that ours decides and counts what is dropped. */
     for (size_t i = 0; i < set->n_slots; i++)
-        draining +=
-            set->slots[i].sub && natsSubscription_DrainTimeout(set->slots[i].sub, timeout_ms + 60000) == NATS_OK;
-    if (draining > 0 && timeout_ms > 0)
-        wait_for(set, draining, &deadline);
-    return draining;
-}
-
-void nats_unsubscribe(struct nats_subscriptions *set, long timeout_ms)
-{
-    if (set == NULL)
-        return;
-    drain(set, timeout_ms);
-    atomic_store(&set->closing, true); /* what is still queued now is dropped, not half-handled */
-    dispatcher_stop(set->dispatcher);  /* and the action under way is not retried */
-    int dropped = 0, pending = 0;
+        draining += set->slots[i].sub && natsSubscription_DrainTimeout(
+                                             set->slots[i].sub, timeout_ms < 0 ? 0 : timeout_ms + 60000) == NATS_OK;
+    if (draining > 0 && timeout_ms != 0)
+        wait_for(set, draining, timeout_ms < 0 ? NULL : &deadline);
+    nats_poll_dropped(set);
+    atomic_store(&set->closing, true); /* what arrives now is dropped and counted, not half-handled */
+    int pending = 0;
+    unsigned long dropped = 0;
     for (size_t i = 0; i < set->n_slots; i++) {
         natsSubscription *sub = set->slots[i].sub;
         if (sub != NULL && natsSubscription_IsValid(sub) && natsSubscription_GetPending(sub, &pending, NULL) == NATS_OK)
-            dropped += pending;
+            dropped += (unsigned long)pending;
         if (sub != NULL && natsSubscription_IsValid(sub))
             natsSubscription_Unsubscribe(sub);
     }
-    if (dropped > 0) {
-        char n[16];
-        snprintf(n, sizeof(n), "%d", dropped);
-        log_kv(LOG_WARN, "alerts dropped at the drain deadline", "count", n, NULL);
-    }
+    if (dropped > 0)
+        count_stop_drops(dropped);
+}
+
+void nats_subscriptions_free(struct nats_subscriptions *set)
+{
+    if (set == NULL)
+        return;
     size_t subscribed = 0;
     for (size_t i = 0; i < set->n_slots; i++)
         subscribed += set->slots[i].sub != NULL;
-    wait_for(set, subscribed, NULL); /* the handler in flight returns: no action is cut in half */
+    wait_for(set, subscribed, NULL); /* the handler in flight returns: no alert is cut in half */
     for (size_t i = 0; i < set->n_slots; i++)
         natsSubscription_Destroy(set->slots[i].sub);
+    log_throttle_flush(&stop_log, LOG_WARN, "alerts dropped: playbookd is stopping");
+    dispatcher_release(set->dispatcher);
     pthread_cond_destroy(&set->done);
     pthread_mutex_destroy(&set->lock);
     free(set->slots);

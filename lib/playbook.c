@@ -4,6 +4,7 @@
 #include "playbookd/kube.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,63 @@ const struct playbook_type *playbook_type_find(const char *name)
         if (strcmp((*t)->name, name) == 0)
             return *t;
     return NULL;
+}
+
+/* Settings every playbook accepts besides its type's own, loaded into struct playbook. */
+static const struct param_spec common_params[] = {
+    {.name = "cooldown",
+     .type = PARAM_DURATION,
+     .def = "0s",
+     .offset = offsetof(struct playbook, cooldown_ms),
+     .min = 0,
+     .max = 7L * 24 * 3600 * 1000},
+    {0},
+};
+
+static bool is_common(const char *key)
+{
+    for (const struct param_spec *s = common_params; s->name != NULL; s++)
+        if (strcmp(s->name, key) == 0)
+            return true;
+    return false;
+}
+
+/* A shallow copy of the map params with only (common) or without (!common) the common keys; its children
+ * array is the caller's to free. NULL params: an empty map. */
+static int split_params(const struct config_node *params, bool common, struct config_node *out, struct error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (params == NULL || params->kind != NODE_MAP) {
+        if (params != NULL)
+            *out = *params; /* not a map: the type's loader says so */
+        return 0;
+    }
+    *out = *params;
+    out->n_children = 0;
+    out->children = calloc(params->n_children + 1, sizeof(*out->children));
+    if (out->children == NULL)
+        return error_set(err, "out of memory");
+    for (size_t i = 0; i < params->n_children; i++)
+        if (is_common(params->children[i].key) == common)
+            out->children[out->n_children++] = params->children[i];
+    return 0;
+}
+
+/* Loads the common settings into pb and the type's own into pb->ctx. */
+static int load_params(struct playbook *pb, const struct config_node *params, struct error *err)
+{
+    struct config_node common, own;
+    int rc = split_params(params, true, &common, err);
+    if (rc == 0 && (rc = split_params(params, false, &own, err)) == 0) {
+        rc = params_load(common_params, pb->type->name, params ? &common : NULL, pb, err);
+        if (rc == 0 && pb->type->params != NULL)
+            rc = params_load(pb->type->params, pb->type->name, params ? &own : NULL, pb->ctx, err);
+        if (params != NULL && params->kind == NODE_MAP)
+            free(own.children);
+    }
+    if (params != NULL && params->kind == NODE_MAP)
+        free(common.children);
+    return rc;
 }
 
 int playbook_create(struct playbook **out, const char *name, const struct playbook_type *type,
@@ -32,8 +90,7 @@ int playbook_create(struct playbook **out, const char *name, const struct playbo
         playbook_destroy(pb);
         return error_set(err, "out of memory");
     }
-    if ((type->params != NULL && params_load(type->params, type->name, params, pb->ctx, err) != 0) ||
-        (type->init != NULL && type->init(pb, params, err) != 0)) {
+    if (load_params(pb, params, err) != 0 || (type->init != NULL && type->init(pb, params, err) != 0)) {
         playbook_destroy(pb);
         return -1;
     }

@@ -94,6 +94,17 @@ static void add_alert_fields(cJSON *fields, const struct alert *a)
 }
 
 /* One line per action already run for this alert: what was done, or would have been in dry run. */
+/* After a cooldown window: how many alerts like this one were not posted. */
+static void add_suppressed_field(cJSON *fields, const struct playbook *pb, const struct action_result *res)
+{
+    char text[128];
+    if (res->suppressed == 0)
+        return;
+    snprintf(text, sizeof(text), "%lu similar alert%s not posted during the %lds cooldown", res->suppressed,
+             res->suppressed == 1 ? "" : "s", pb->cooldown_ms / 1000);
+    add_field_sized(fields, "Suppressed", text, sizeof(text), false);
+}
+
 static void add_actions_field(cJSON *fields, const struct action_result *res)
 {
     char text[2048] = "", line[ACTION_REASON_MAX + ACTION_TARGET_MAX + 128];
@@ -130,6 +141,7 @@ static char *build_message(const struct slack *s, const struct playbook *pb, con
     cJSON_AddStringToObject(att, "text", output);
     add_alert_fields(fields, a);
     add_actions_field(fields, res);
+    add_suppressed_field(fields, pb, res);
     cJSON_AddItemToObject(att, "fields", fields);
     fields = NULL;
     cJSON_AddStringToObject(att, "footer", pb->dry_run ? "playbookd (dry run)" : "playbookd");
@@ -182,6 +194,7 @@ static enum outcome slack_run(struct playbook *pb, const struct alert *a, struct
 
 const struct playbook_type playbook_slack = {
     .name = "slack",
+    .cooldown_per_rule = true,
     .params = slack_params,
     .ctx_size = sizeof(struct slack),
     .init = slack_init,

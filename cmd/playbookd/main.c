@@ -10,15 +10,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "playbookd/config.h"
+#include "playbookd/cooldown.h"
 #include "playbookd/dispatch.h"
 #include "playbookd/http.h"
 #include "playbookd/httpd.h"
+#include "playbookd/jetstream.h"
 #include "playbookd/kube.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/nats.h"
+#include "playbookd/workers.h"
 
 #define DEFAULT_CONFIG "/etc/playbookd/playbooks.yaml"
 
@@ -119,39 +123,25 @@ static long read_line(FILE *in, char *buf, size_t cap)
     return (long)total;
 }
 
-/* One loaded config and what is built from it: the unit a SIGHUP replaces. */
-struct generation {
-    struct config *cfg;
-    struct kube *kube;
-    struct dispatcher *dispatcher;
-    struct nats_subscriptions *subs;
-};
-
-/* The Kubernetes client (when a playbook needs one) and the dispatcher; takes cfg. */
-static int generation_build(struct generation *g, struct config *cfg, dispatch_report_fn report, void *arg,
-                            struct error *err)
+/* The Kubernetes client (when a playbook needs one) and the dispatcher, which takes cfg and the client. */
+static int build_dispatcher(struct dispatcher **out, struct config *cfg, struct cooldown *cooldown,
+                            dispatch_report_fn report, void *arg, struct error *err)
 {
+    struct kube *kube = NULL;
     struct error why;
-    memset(g, 0, sizeof(*g));
-    g->cfg = cfg;
-    if (cfg->needs_kube && kube_create(&g->kube, &cfg->kube, &why) != 0)
+    *out = NULL;
+    if (cfg->needs_kube && kube_create(&kube, &cfg->kube, &why) != 0) {
+        config_destroy(cfg);
         return error_set(err, "kubernetes: %s", why.msg);
-    cfg->env->kube = g->kube;
-    if (dispatcher_create(&g->dispatcher, cfg, report, arg) != 0)
+    }
+    cfg->env->kube = kube;
+    if (dispatcher_create(out, cfg, kube, cooldown, report, arg) != 0)
         return error_set(err, "out of memory");
     return 0;
 }
 
-/* Frees what generation_build made; the subscriptions must be gone. */
-static void generation_free(struct generation *g)
-{
-    dispatcher_destroy(g->dispatcher);
-    kube_destroy(g->kube);
-    config_destroy(g->cfg);
-    memset(g, 0, sizeof(*g));
-}
-
-static int run_replay(struct config *cfg, const char *path)
+/* Replay runs each alert in this thread, in input order, so that its result lines come out in order. */
+static int run_replay(struct config *cfg, struct cooldown *cooldown, const char *path)
 {
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (in == NULL) {
@@ -160,13 +150,13 @@ static int run_replay(struct config *cfg, const char *path)
         return 1;
     }
     struct replay r = {0};
-    struct generation g;
+    struct dispatcher *d = NULL;
     struct error err;
     size_t cap = ALERT_MAX_BYTES + 1;
     char *buf = malloc(cap), origin[40];
     unsigned long rejected = 0, alerts = 0;
     long len;
-    int rc = generation_build(&g, cfg, print_result, &r, &err);
+    int rc = build_dispatcher(&d, cfg, cooldown, print_result, &r, &err);
     if (rc != 0 || buf == NULL)
         fprintf(stderr, "playbookd: %s\n", rc != 0 ? err.msg : "out of memory");
     while (rc == 0 && buf != NULL && (len = read_line(in, buf, cap)) >= 0) {
@@ -176,12 +166,12 @@ static int run_replay(struct config *cfg, const char *path)
         alerts++;
         snprintf(origin, sizeof(origin), "line %lu", r.line);
         size_t used = (size_t)len < cap ? (size_t)len : cap; /* an overlong line is rejected as too large */
-        rejected += dispatch_message(g.dispatcher, NULL, buf, used, origin) == DISPATCH_REJECTED;
+        rejected += dispatch_submit(d, NULL, NULL, buf, used, origin, NULL) == DISPATCH_REJECTED;
     }
     if (rc == 0 && buf != NULL)
         fprintf(stderr, "replay: %lu alerts (%lu rejected), %lu actions, %lu failed\n", alerts, rejected, r.actions,
                 r.failed);
-    generation_free(&g);
+    dispatcher_release(d);
     free(buf);
     if (in != stdin)
         fclose(in);
@@ -209,38 +199,70 @@ static void count_text(char *buf, size_t size, size_t n)
     snprintf(buf, size, "%zu", n);
 }
 
+/* What lives across reloads: the pool, the cooldowns, the connection and the input on it. */
+struct daemon {
+    const struct flags *flags;
+    struct workers *pool;
+    struct cooldown *cooldown;
+    struct nats_link *link;
+    struct dispatcher *current;      /* the config in force (a reference) */
+    struct nats_subscriptions *subs; /* core NATS */
+    struct js_consumer *js;          /* or JetStream */
+};
+
+/* Hands the input over to the dispatcher next: the old one finishes what it received, however long. */
+static int switch_input(struct daemon *dm, struct dispatcher *next, struct error *err)
+{
+    if (dm->js != NULL) {
+        jetstream_set_dispatcher(dm->js, next);
+        return 0;
+    }
+    struct nats_subscriptions *subs;
+    if (nats_subscribe(&subs, dm->link, next, dm->pool, err) != 0)
+        return -1;
+    nats_drain(dm->subs, -1); /* every alert received under the old config is handed to the workers */
+    nats_subscriptions_free(dm->subs);
+    dm->subs = subs;
+    return 0;
+}
+
+static void warn_restart_only(const struct config *was, const struct config *now)
+{
+    const char *a = was->http.listen ? was->http.listen : "", *b = now->http.listen ? now->http.listen : "";
+    if (!config_nats_equal(&now->nats, &was->nats) || (was->nats.js.stream == NULL) != (now->nats.js.stream == NULL))
+        log_kv(LOG_WARN, "the nats section changed: it takes effect on restart", NULL);
+    if (strcmp(a, b) != 0)
+        log_kv(LOG_WARN, "http.listen changed: it takes effect on restart", NULL);
+    if (was->workers != now->workers || was->queue_size != now->queue_size)
+        log_kv(LOG_WARN, "workers and queue_size take effect on restart", NULL);
+}
+
 /* SIGHUP: the new config replaces the old one only when it loads and starts; else the old one runs on. */
-static void reload(struct generation *g, struct nats_link *link, const struct flags *f)
+static void reload(struct daemon *dm)
 {
     struct config *cfg;
-    struct generation next;
+    struct dispatcher *next;
     struct error err;
     char playbooks[16], topics[16];
-    log_kv(LOG_INFO, "SIGHUP: reloading the config", "config", f->config, NULL);
-    if (config_load(&cfg, f->config, f->dry_run, &err) != 0) {
+    log_kv(LOG_INFO, "SIGHUP: reloading the config", "config", dm->flags->config, NULL);
+    if (config_load(&cfg, dm->flags->config, dm->flags->dry_run, &err) != 0) {
         log_kv(LOG_ERROR, "reload failed: the config is invalid; the old one keeps running", "error", err.msg, NULL);
         metrics_config_reload(false);
         return;
     }
-    if (!config_nats_equal(&cfg->nats, &g->cfg->nats))
-        log_kv(LOG_WARN, "the nats section changed: it takes effect on restart", NULL);
-    const char *was = g->cfg->http.listen ? g->cfg->http.listen : "", *now = cfg->http.listen ? cfg->http.listen : "";
-    if (strcmp(was, now) != 0)
-        log_kv(LOG_WARN, "http.listen changed: it takes effect on restart", NULL);
-    if (generation_build(&next, cfg, NULL, NULL, &err) != 0 ||
-        nats_subscribe(&next.subs, link, next.cfg, next.dispatcher, &err) != 0) {
+    warn_restart_only(dispatcher_config(dm->current), cfg);
+    if (build_dispatcher(&next, cfg, dm->cooldown, NULL, NULL, &err) != 0 || switch_input(dm, next, &err) != 0) {
         log_kv(LOG_ERROR, "reload failed; the old config keeps running", "error", err.msg, NULL);
-        generation_free(&next);
+        dispatcher_release(next);
         metrics_config_reload(false);
         return;
     }
-    nats_unsubscribe(g->subs, g->cfg->shutdown_timeout_ms); /* the old set finishes what it received */
-    generation_free(g);
-    *g = next;
-    count_text(playbooks, sizeof(playbooks), g->cfg->n_playbooks);
-    count_text(topics, sizeof(topics), g->cfg->n_topics);
+    dispatcher_release(dm->current); /* freed when its last alert is done */
+    dm->current = next;
+    count_text(playbooks, sizeof(playbooks), cfg->n_playbooks);
+    count_text(topics, sizeof(topics), cfg->n_topics);
     log_kv(LOG_INFO, "config reloaded", "playbooks", playbooks, "topics", topics, "dry_run",
-           g->cfg->dry_run ? "true" : "false", NULL);
+           cfg->dry_run ? "true" : "false", NULL);
     metrics_config_reload(true);
 }
 
@@ -256,34 +278,76 @@ static int start_http(struct httpd **h, const struct config *cfg, struct nats_li
     return 0;
 }
 
-static int run_daemon(struct config *cfg, const struct flags *f)
+static int start_input(struct daemon *dm, struct error *err)
+{
+    const struct config *cfg = dispatcher_config(dm->current);
+    if (cfg->nats.js.stream != NULL)
+        return jetstream_start(&dm->js, dm->link, &cfg->nats.js, dm->current, dm->pool, err);
+    return nats_subscribe(&dm->subs, dm->link, dm->current, dm->pool, err);
+}
+
+/*
+ * SIGTERM: stop receiving, let the workers finish what was received within shutdown_timeout_ms, then drop
+ * it (core NATS: counted as lost; JetStream: not acked, so it comes back).
+ */
+static void stop(struct daemon *dm)
+{
+    long timeout = dm->current ? dispatcher_config(dm->current)->shutdown_timeout_ms : 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    jetstream_stop(dm->js);
+    nats_drain(dm->subs, timeout);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long spent = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    size_t dropped = workers_finish(dm->pool, spent < timeout ? timeout - spent : 0);
+    if (dropped > 0) {
+        char n[24];
+        count_text(n, sizeof(n), dropped);
+        log_kv(LOG_WARN,
+               dm->js ? "alerts left for redelivery at the stop deadline" : "alerts dropped at the stop deadline",
+               "count", n, NULL);
+    }
+    if (dm->current != NULL)
+        dispatcher_stop(dm->current); /* the actions under way are not retried again */
+    nats_subscriptions_free(dm->subs);
+    workers_destroy(dm->pool);
+    jetstream_destroy(dm->js);
+}
+
+static int run_daemon(struct config *cfg, struct cooldown *cooldown, const struct flags *f)
 {
     sigset_t set;
-    struct generation g;
-    struct nats_link *link = NULL;
+    struct daemon dm = {.flags = f, .cooldown = cooldown};
     struct httpd *http = NULL;
     struct error err;
     int sig = 0;
     block_signals(&set);
-    int rc = generation_build(&g, cfg, NULL, NULL, &err);
+    long workers = cfg->workers, queue = cfg->queue_size;
+    int rc = build_dispatcher(&dm.current, cfg, cooldown, NULL, NULL, &err);
     if (rc == 0)
-        rc = nats_link_create(&link, &cfg->nats, "playbookd", &err);
+        rc = workers_create(&dm.pool, (size_t)workers, (size_t)queue, &err);
     if (rc == 0)
-        rc = nats_subscribe(&g.subs, link, cfg, g.dispatcher, &err);
-    if (rc == 0 && nats_link_connected(link))
+        rc = nats_link_create(&dm.link, &dispatcher_config(dm.current)->nats, "playbookd", &err);
+    if (rc == 0)
+        rc = start_input(&dm, &err);
+    if (rc == 0 && nats_link_connected(dm.link))
         log_kv(LOG_INFO, "ready", NULL);
     if (rc == 0)
-        rc = start_http(&http, cfg, link, &err);
+        rc = start_http(&http, dispatcher_config(dm.current), dm.link, &err);
     if (rc != 0)
         log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
-    while (rc == 0 && sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        reload(&g, link, f);
+    struct timespec tick = {.tv_sec = 1};
+    while (rc == 0 && ((sig = sigtimedwait(&set, NULL, &tick)) == SIGHUP || (sig < 0 && errno == EAGAIN))) {
+        if (sig == SIGHUP)
+            reload(&dm);
+        nats_poll_dropped(dm.subs);
+    }
     if (rc == 0)
-        log_kv(LOG_INFO, "stopping: draining the subscriptions", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
-    nats_unsubscribe(g.subs, g.cfg ? g.cfg->shutdown_timeout_ms : 0);
+        log_kv(LOG_INFO, "stopping: draining the input", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    stop(&dm);
     httpd_stop(http);
-    nats_link_destroy(link, 5000);
-    generation_free(&g);
+    nats_link_destroy(dm.link, 5000);
+    dispatcher_release(dm.current);
     return rc == 0 ? 0 : 1;
 }
 
@@ -325,11 +389,19 @@ int main(int argc, char **argv)
     }
     log_kv(LOG_INFO, "starting", "version", PLAYBOOKD_VERSION, "config", f.config, "dry_run",
            cfg->dry_run ? "true" : "false", NULL);
-    rc = f.replay ? run_replay(cfg, f.replay) : run_daemon(cfg, &f);
+    struct cooldown *cooldown = NULL;
+    if (cooldown_create(&cooldown, 0) != 0) {
+        fprintf(stderr, "playbookd: out of memory\n");
+        config_destroy(cfg);
+        http_global_cleanup();
+        return 1;
+    }
+    rc = f.replay ? run_replay(cfg, cooldown, f.replay) : run_daemon(cfg, cooldown, &f);
     if (!f.replay) {
         nats_CloseAndWait(5000);
         log_summary();
     }
+    cooldown_destroy(cooldown);
     http_global_cleanup();
     return rc;
 }

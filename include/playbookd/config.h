@@ -97,11 +97,29 @@ int params_load(const struct param_spec *spec, const char *type, const struct co
                 struct error *err);
 void params_free(const struct param_spec *spec, void *ctx);
 
+#define JETSTREAM_MAX_BACKOFF 16
+
+/* nats.jetstream: a durable pull consumer instead of core subscriptions (enabled when stream is set). */
+struct config_jetstream {
+    char *stream, *durable, *subject;
+    long max_deliver;
+    long ack_wait_ms;
+    struct string_list backoff_text; /* as written */
+    long backoff_ms[JETSTREAM_MAX_BACKOFF];
+    size_t n_backoff;
+    bool create_stream; /* create_stream: present */
+    struct string_list stream_subjects;
+    long max_age_ms;
+    char *storage; /* "file" or "memory" */
+};
+
 struct config_nats {
     struct string_list servers;
     char *queue_group;
     char *token, *user, *password, *credentials;
     char *tls_ca, *tls_cert, *tls_key;
+    long pending_messages, pending_bytes; /* per core subscription; past them alerts are dropped, counted */
+    struct config_jetstream js;
 };
 
 struct config_kube {
@@ -135,7 +153,9 @@ struct config {
     struct config_kube kube;
     struct config_retry retry;
     struct config_http http;
-    long shutdown_timeout_ms; /* how long a stop or reload lets received alerts finish */
+    long shutdown_timeout_ms; /* how long a stop lets received alerts finish */
+    long workers;             /* threads running actions */
+    long queue_size;          /* alerts waiting for a worker, at most */
     bool dry_run;
     struct string_list protected_namespaces;
     struct playbook **playbooks;

@@ -1,7 +1,8 @@
 /*
- * dispatch.h: from a message to actions. Parses the alert once, finds every topic whose pattern matches
- * its subject, runs each mapped playbook once in config order, retries transient failures, logs one line
- * per action and returns the alert's overall outcome.
+ * dispatch.h: from a message to actions. Receiving parses the alert once and finds every topic whose
+ * pattern matches its subject (dispatch_submit); a worker then runs each mapped playbook once in config
+ * order, applies cooldowns, retries transient failures, logs one line per action and tells the input
+ * how the alert ended, so that JetStream can ack, nak or term it.
  */
 #ifndef PLAYBOOKD_DISPATCH_H
 #define PLAYBOOKD_DISPATCH_H
@@ -15,28 +16,54 @@
 /* What happened to one message. */
 enum dispatch_status {
     DISPATCH_DONE,     /* every action ended ok, dry-run or skipped (or none matched) */
-    DISPATCH_FAILED,   /* at least one action failed */
+    DISPATCH_RETRY,    /* an action still failed transiently after the retries: worth delivering again */
+    DISPATCH_FAILED,   /* an action failed for good (no retry can help) */
     DISPATCH_REJECTED, /* not a valid alert: logged and counted */
+    DISPATCH_DROPPED,  /* received, never run: the process stopped first */
+    DISPATCH_QUEUED,   /* (dispatch_submit only) handed to a worker: `done` will tell */
+};
+
+/* How an input learns what became of a message it submitted. Every member is optional. */
+struct delivery {
+    void (*done)(void *arg, enum dispatch_status status, const char *subject); /* exactly once */
+    void (*progress)(void *arg); /* a retry is about to wait: the alert is still being worked on */
+    void *arg;
+    unsigned long delivered; /* how many times this message was delivered (JetStream), else 0 */
 };
 
 struct dispatcher;
+struct kube;
+struct workers;
+struct cooldown;
 
 /* Called after each action, e.g. by --replay to print a result line. */
 typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct playbook *pb, enum outcome o,
                                    const char *reason);
 
-/* Retries follow cfg->retry. */
-int dispatcher_create(struct dispatcher **out, const struct config *cfg, dispatch_report_fn report, void *report_arg);
-void dispatcher_destroy(struct dispatcher *d);
+/*
+ * Takes cfg and kube (NULL when no playbook needs it): they live as long as the dispatcher, which lives
+ * until it is released and its last alert is done. Retries follow cfg->retry; cooldowns use `cooldown`
+ * (shared by successive configs, so a reload does not forget them; NULL: none).
+ */
+int dispatcher_create(struct dispatcher **out, struct config *cfg, struct kube *kube, struct cooldown *cooldown,
+                      dispatch_report_fn report, void *report_arg);
+/* Takes one more reference, for an input that hands alerts to d from another thread. */
+void dispatcher_ref(struct dispatcher *d);
+/* Drops a reference; the last one frees the dispatcher, its config and its Kubernetes client. NULL: no-op. */
+void dispatcher_release(struct dispatcher *d);
+const struct config *dispatcher_config(const struct dispatcher *d);
 
 /* From now on, a failed action is not tried again: the process is stopping (an attempt under way ends). */
 void dispatcher_stop(struct dispatcher *d);
 
 /*
- * Handles one raw message. subject NULL: derived from the alert (replay). origin names where the message
- * came from in log lines ("nats", "line 12").
+ * Handles one raw message: parses and matches it here, then queues it to pool (waiting while the queue
+ * is full) or, with pool NULL, runs it in this thread. subject NULL: derived from the alert (replay).
+ * origin names where it came from in log lines ("nats", "line 12"). The message data may be freed once
+ * this returns. Returns DISPATCH_QUEUED, or the final status when it is known already (then `done` has
+ * been called too).
  */
-enum dispatch_status dispatch_message(struct dispatcher *d, const char *subject, const char *data, size_t len,
-                                      const char *origin);
+enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool, const char *subject, const char *data,
+                                     size_t len, const char *origin, const struct delivery *dl);
 
 #endif

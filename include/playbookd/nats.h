@@ -25,15 +25,26 @@ bool nats_link_connected(struct nats_link *l);
 natsConnection *nats_link_connection(struct nats_link *l);
 
 struct nats_subscriptions;
+struct workers;
 
-/* Subscribes to every topic pattern of cfg; each message is handed to d. */
-int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, const struct config *cfg, struct dispatcher *d,
-                   struct error *err);
 /*
- * Stops taking messages, lets those already received be handled for up to timeout_ms (the rest are
- * dropped and counted in the log), then stops the dispatcher's retries, waits for the attempt in flight
- * to end, and frees. NULL: no-op.
+ * Subscribes to every topic pattern of d's config, each with the config's pending limits; each message is
+ * parsed, matched and handed to pool by d (waiting while the pool is full: the backlog then stays in
+ * cnats, up to the pending limits). The set holds a reference to d.
  */
-void nats_unsubscribe(struct nats_subscriptions *s, long timeout_ms);
+int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, struct dispatcher *d, struct workers *pool,
+                   struct error *err);
+
+/* Counts the alerts cnats dropped past the pending limits since the last call, in the metrics and in a log
+ * line at most once a second. Call it periodically. NULL: no-op. */
+void nats_poll_dropped(struct nats_subscriptions *s);
+
+/*
+ * Stops taking messages: those already received are handed to the pool for up to timeout_ms (negative:
+ * however long it takes, as a reload does), then what is left is dropped and counted. NULL: no-op.
+ */
+void nats_drain(struct nats_subscriptions *s, long timeout_ms);
+/* Waits for the handler in flight to return, releases the dispatcher and frees. NULL: no-op. */
+void nats_subscriptions_free(struct nats_subscriptions *s);
 
 #endif

@@ -22,6 +22,7 @@ struct playbook;
 struct action_record {
     const struct playbook *playbook;
     enum outcome outcome;
+    bool transient; /* failed, but another delivery could succeed */
     char reason[ACTION_REASON_MAX];
     char target[ACTION_TARGET_MAX];
 };
@@ -34,6 +35,7 @@ struct action_result {
     /* Input, set by the dispatcher: the actions already run for this alert, in order. */
     const struct action_record *before;
     size_t n_before;
+    unsigned long suppressed; /* actions of this playbook skipped by its cooldown for this key since its last one */
 };
 
 struct kube;
@@ -52,6 +54,7 @@ struct playbook_env {
 struct playbook_type {
     const char *name;                /* "slack" */
     bool needs_kube;                 /* calls the Kubernetes API */
+    bool cooldown_per_rule;          /* a notification: its cooldown key is the rule and the target */
     const struct param_spec *params; /* ended by a NULL name; NULL: init does it all */
     size_t ctx_size;
     int (*init)(struct playbook *pb, const struct config_node *params, struct error *err);
@@ -63,6 +66,7 @@ struct playbook {
     const struct playbook_type *type;
     char *name;
     bool dry_run;
+    long cooldown_ms; /* `cooldown:`: a second action on the same target within it is skipped; 0: none */
     const struct playbook_env *env;
     void *ctx; /* the type's own state, set by init */
 };

@@ -168,16 +168,21 @@ def test_sigterm_during_a_burst_finishes_what_it_started(nats, slack):
         actions = pbd.logged("action")
         # Every request Slack got belongs to an action that ran to its end and was logged, and vice versa.
         assert len(actions) == len(slack.received("/notify")) and all(a["outcome"] == "ok" for a in actions)
-        assert pbd.logged("stopping: draining the subscriptions") and pbd.logged("stopped")
+        assert pbd.logged("stopping: draining the input") and pbd.logged("stopped")
         pub.close()
     finally:
         pbd.cleanup()
 
 
+def metric_lines(proc, msg):
+    """The total of the counts in the throttled log lines msg."""
+    return sum(int(line["count"]) for line in proc.logged(msg))
+
+
 def test_at_the_drain_deadline_what_is_left_is_dropped_and_counted(nats, slack):
     slack.delay = 0.3
     slack.statuses["/notify"] = [500]  # every action would retry for long: stopping cuts the retries short
-    pbd = Playbookd(slack_config(nats.url, slack, extra="shutdown_timeout_ms: 500").replace(
+    pbd = Playbookd(slack_config(nats.url, slack, extra="shutdown_timeout_ms: 500\nworkers: 1").replace(
         "retry: {attempts: 2, initial_backoff_ms: 10}", "retry: {attempts: 10, initial_backoff_ms: 2000}"))
     try:
         pbd.wait_ready()
@@ -190,8 +195,10 @@ def test_at_the_drain_deadline_what_is_left_is_dropped_and_counted(nats, slack):
         assert pbd.stop() == 0
         assert time.monotonic() - started < 5, "the deadline and the stopped retries bound the stop"
         handled = len(pbd.logged("action"))
-        dropped = pbd.logged("alerts dropped at the drain deadline")
+        dropped = pbd.logged("alerts dropped at the stop deadline")
         assert dropped and handled + int(dropped[0]["count"]) == 20, (handled, dropped)
+        counted = metric_lines(pbd, "alerts dropped: playbookd is stopping")
+        assert counted == int(dropped[0]["count"]), "each dropped alert is counted once"
         assert all(a["outcome"] == "failed (HTTP 500)" for a in pbd.logged("action"))
         pub.close()
     finally:

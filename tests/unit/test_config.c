@@ -272,12 +272,12 @@ static void test_env_expansion(void **state)
 static void test_error_unknown_keys(void **state)
 {
     (void)state;
-    check_error("nats: {}\nfoo: 1\n", NAME
-                ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, shutdown_timeout_ms, dry_run, "
-                "protected_namespaces, playbooks, topics)");
+    check_error("nats: {}\nfoo: 1\n", NAME ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, "
+                                           "shutdown_timeout_ms, workers, queue_size, dry_run, "
+                                           "protected_namespaces, playbooks, topics)");
     check_error("nats:\n  servers: [nats://x:1]\n  bogus: 1\n",
                 NAME ":3:3: key 'bogus': unknown key (valid: servers, queue_group, token, user, password, credentials, "
-                     "tls)");
+                     "tls, pending, jetstream)");
     check_error("nats:\n  tls: {ca: /a, crt: /b}\n", NAME ":2:17: key 'crt': unknown key (valid: ca, cert, key)");
     check_error("retry: {tries: 3}\n",
                 NAME ":1:9: key 'tries': unknown key (valid: attempts, initial_backoff_ms, max_backoff_ms)");

@@ -1,0 +1,33 @@
+/*
+ * jetstream.h: at-least-once input. A durable pull consumer (explicit ack) on the alerts' stream, shared
+ * by every replica, fetches only as many alerts as the worker pool can take. An alert is acknowledged
+ * when every playbook reached a final outcome: all ok/dry-run/skipped: Ack; a transient failure left
+ * after the in-process retries: Nak with the next backoff delay; a permanent failure or an invalid
+ * alert: Term. On the last delivery (max_deliver) a failure is logged as dropped and counted. Long
+ * retries send InProgress so that ack_wait does not expire under them.
+ */
+#ifndef PLAYBOOKD_JETSTREAM_H
+#define PLAYBOOKD_JETSTREAM_H
+
+#include "playbookd/config.h"
+#include "playbookd/dispatch.h"
+#include "playbookd/error.h"
+#include "playbookd/nats.h"
+
+struct js_consumer;
+struct workers;
+
+/*
+ * Creates the stream when create_stream says so, binds (or creates) the durable consumer and starts the
+ * fetching thread: each alert is handed to pool by d (a reference is taken). Works on after reconnects.
+ */
+int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct config_jetstream *cfg,
+                    struct dispatcher *d, struct workers *pool, struct error *err);
+/* The dispatcher for alerts fetched from now on (a reload): takes a reference, drops the old one. */
+void jetstream_set_dispatcher(struct js_consumer *c, struct dispatcher *d);
+/* Stops fetching and joins the thread; alerts already fetched are acked by their workers. NULL: no-op. */
+void jetstream_stop(struct js_consumer *c);
+/* Frees, once no fetched alert is left in the pool (after workers_destroy). NULL: no-op. */
+void jetstream_destroy(struct js_consumer *c);
+
+#endif

@@ -1,0 +1,256 @@
+/*
+ * jetstream.c: the at-least-once input (cnats JetStream). One thread fetches from a durable pull
+ * consumer as many messages as the worker pool has room for, and hands each to the current dispatcher;
+ * the worker that ends the alert acks, naks or terms the message (js_done). The consumer's AckWait is
+ * ack_wait and it has no BackOff: the server would replace AckWait with BackOff[0]; our naks carry the
+ * backoff delays instead.
+ */
+#include "playbookd/jetstream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "playbookd/log.h"
+#include "playbookd/metrics.h"
+#include "playbookd/workers.h"
+
+#define FETCH_MAX 256       /* messages per fetch at most */
+#define FETCH_WAIT_MS 500   /* how long one fetch waits for messages */
+#define NS_PER_MS 1000000LL /* JetStream durations are in nanoseconds */
+
+struct js_consumer {
+    jsCtx *js;
+    natsSubscription *sub;
+    struct workers *pool;
+    pthread_mutex_t lock; /* guards current */
+    struct dispatcher *current;
+    pthread_t thread;
+    bool started;
+    atomic_bool stopping;
+    long max_deliver;
+    long backoff_ms[JETSTREAM_MAX_BACKOFF];
+    size_t n_backoff;
+};
+
+static struct log_throttle fetch_log = LOG_THROTTLE_INIT;
+
+static int js_error(struct error *err, const char *what, natsStatus s, jsErrCode code)
+{
+    const char *detail = nats_GetLastError(NULL);
+    return error_set(err, "jetstream: %s: %s%s%s (code %d)", what, natsStatus_GetText(s), detail && *detail ? ": " : "",
+                     detail ? detail : "", (int)code);
+}
+
+/* Creates the stream, or leaves the one that exists as it is. */
+static int ensure_stream(jsCtx *js, const struct config_jetstream *cfg, struct error *err)
+{
+    jsStreamConfig sc;
+    jsStreamInfo *si = NULL;
+    jsErrCode code = 0;
+    jsStreamConfig_Init(&sc);
+    sc.Name = cfg->stream;
+    sc.Subjects = (const char **)cfg->stream_subjects.items;
+    sc.SubjectsLen = (int)cfg->stream_subjects.n;
+    sc.MaxAge = (int64_t)cfg->max_age_ms * NS_PER_MS;
+    sc.Storage = strcmp(cfg->storage, "memory") == 0 ? js_MemoryStorage : js_FileStorage;
+    natsStatus s = js_AddStream(&si, js, &sc, NULL, &code);
+    if (s != NATS_OK && code == JSStreamNameExistErr)
+        s = js_GetStreamInfo(&si, js, cfg->stream, NULL, &code);
+    if (s != NATS_OK)
+        return js_error(err, "create stream", s, code);
+    log_kv(LOG_INFO, "jetstream stream ready", "stream", cfg->stream, NULL);
+    jsStreamInfo_Destroy(si);
+    return 0;
+}
+
+/* Binds the durable pull consumer, creating it when it does not exist yet. */
+static int bind_consumer(struct js_consumer *c, const struct config_jetstream *cfg, struct error *err)
+{
+    jsSubOptions so;
+    jsErrCode code = 0;
+    jsSubOptions_Init(&so);
+    so.Stream = cfg->stream;
+    so.Config.Durable = cfg->durable;
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.AckWait = (int64_t)cfg->ack_wait_ms * NS_PER_MS;
+    so.Config.MaxDeliver = cfg->max_deliver;
+    so.Config.MaxAckPending = -1; /* the pool's room bounds what is fetched */
+    natsStatus s = js_PullSubscribe(&c->sub, c->js, cfg->subject, cfg->durable, NULL, &so, &code);
+    if (s != NATS_OK)
+        return js_error(err, "bind the durable consumer", s, code);
+    log_kv(LOG_INFO, "subscribed", "stream", cfg->stream, "durable", cfg->durable, "subject", cfg->subject, NULL);
+    return 0;
+}
+
+static void term(natsMsg *msg, const char *why, const char *subject)
+{
+    natsMsg_Term(msg, NULL);
+    log_kv(LOG_WARN, "alert terminated: it will not be delivered again", "subject", subject, "reason", why, NULL);
+}
+
+/* How the worker that ended an alert settles its message. arg: a struct js_msg. */
+struct js_msg {
+    struct js_consumer *c;
+    natsMsg *msg;
+};
+
+static void js_done(void *arg, enum dispatch_status status, const char *subject)
+{
+    struct js_msg *m = arg;
+    struct js_consumer *c = m->c;
+    jsMsgMetaData *meta = NULL;
+    uint64_t delivered = natsMsg_GetMetaData(&meta, m->msg) == NATS_OK ? meta->NumDelivered : 1;
+    jsMsgMetaData_Destroy(meta);
+    if (status == DISPATCH_DONE) {
+        natsMsg_Ack(m->msg, NULL);
+    } else if (status == DISPATCH_REJECTED) {
+        term(m->msg, "not a valid alert", subject);
+    } else if (status == DISPATCH_FAILED) {
+        term(m->msg, "a playbook failed for good", subject);
+    } else if (status == DISPATCH_DROPPED) {
+        natsMsg_Nak(m->msg, NULL); /* stopping: another replica, or the next start, takes it */
+    } else if ((long)delivered >= c->max_deliver) {
+        char n[24];
+        snprintf(n, sizeof(n), "%llu", (unsigned long long)delivered);
+        natsMsg_Term(m->msg, NULL);
+        metrics_alerts_dropped("max_deliver", 1);
+        log_kv(LOG_ERROR, "alert dropped after N deliveries", "subject", subject, "deliveries", n, NULL);
+    } else {
+        size_t i = delivered - 1 < c->n_backoff ? delivered - 1 : c->n_backoff - 1;
+        natsMsg_NakWithDelay(m->msg, (int64_t)c->backoff_ms[i], NULL);
+    }
+    natsMsg_Destroy(m->msg);
+    free(m);
+}
+
+static void js_progress(void *arg)
+{
+    natsMsg_InProgress(((struct js_msg *)arg)->msg, NULL);
+}
+
+/* Hands one fetched message to the pool through d; settles it at once if it could not be queued. */
+static void hand_over(struct js_consumer *c, struct dispatcher *d, natsMsg *msg)
+{
+    struct js_msg *m = malloc(sizeof(*m));
+    if (m == NULL) {
+        natsMsg_Nak(msg, NULL);
+        natsMsg_Destroy(msg);
+        return;
+    }
+    m->c = c;
+    m->msg = msg;
+    struct delivery dl = {.done = js_done, .progress = js_progress, .arg = m};
+    dispatch_submit(d, c->pool, natsMsg_GetSubject(msg), natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg),
+                    "jetstream", &dl); /* js_done is called whatever happens */
+}
+
+static struct dispatcher *current_dispatcher(struct js_consumer *c)
+{
+    pthread_mutex_lock(&c->lock);
+    struct dispatcher *d = c->current;
+    dispatcher_ref(d);
+    pthread_mutex_unlock(&c->lock);
+    return d;
+}
+
+static void fetch_once(struct js_consumer *c, size_t room)
+{
+    natsMsgList list = {0};
+    jsErrCode code = 0;
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = (int)(room < FETCH_MAX ? room : FETCH_MAX);
+    req.Expires = (int64_t)FETCH_WAIT_MS * NS_PER_MS;
+    natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
+    if (s != NATS_OK && s != NATS_TIMEOUT) {
+        log_throttled(&fetch_log, LOG_WARN, "jetstream fetch failed (retrying)", 1);
+        (void)code;
+        usleep(200 * 1000);
+    }
+    struct dispatcher *d = list.Count > 0 ? current_dispatcher(c) : NULL;
+    for (int i = 0; i < list.Count; i++) {
+        hand_over(c, d, list.Msgs[i]);
+        list.Msgs[i] = NULL; /* now the job's */
+    }
+    dispatcher_release(d);
+    natsMsgList_Destroy(&list);
+}
+
+static void *fetch_main(void *arg)
+{
+    struct js_consumer *c = arg;
+    while (!atomic_load(&c->stopping)) {
+        size_t room = workers_wait_room(c->pool, FETCH_WAIT_MS);
+        if (room > 0 && !atomic_load(&c->stopping))
+            fetch_once(c, room);
+    }
+    return NULL;
+}
+
+int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct config_jetstream *cfg,
+                    struct dispatcher *d, struct workers *pool, struct error *err)
+{
+    struct js_consumer *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (c == NULL)
+        return error_set(err, "out of memory");
+    pthread_mutex_init(&c->lock, NULL);
+    c->pool = pool;
+    c->max_deliver = cfg->max_deliver;
+    c->n_backoff = cfg->n_backoff;
+    memcpy(c->backoff_ms, cfg->backoff_ms, sizeof(c->backoff_ms));
+    c->current = d;
+    dispatcher_ref(d);
+    natsStatus s = natsConnection_JetStream(&c->js, nats_link_connection(l), NULL);
+    int rc = s == NATS_OK ? 0 : js_error(err, "context", s, 0);
+    if (rc == 0 && cfg->create_stream)
+        rc = ensure_stream(c->js, cfg, err);
+    if (rc == 0)
+        rc = bind_consumer(c, cfg, err);
+    if (rc == 0 && pthread_create(&c->thread, NULL, fetch_main, c) != 0)
+        rc = error_set(err, "jetstream: cannot start the fetching thread");
+    c->started = rc == 0;
+    if (rc != 0) {
+        jetstream_destroy(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void jetstream_set_dispatcher(struct js_consumer *c, struct dispatcher *d)
+{
+    dispatcher_ref(d);
+    pthread_mutex_lock(&c->lock);
+    struct dispatcher *old = c->current;
+    c->current = d;
+    pthread_mutex_unlock(&c->lock);
+    dispatcher_release(old);
+}
+
+void jetstream_stop(struct js_consumer *c)
+{
+    if (c == NULL || !c->started)
+        return;
+    atomic_store(&c->stopping, true);
+    pthread_join(c->thread, NULL);
+    c->started = false;
+}
+
+void jetstream_destroy(struct js_consumer *c)
+{
+    if (c == NULL)
+        return;
+    jetstream_stop(c);
+    if (c->sub != NULL)
+        natsSubscription_Unsubscribe(c->sub); /* a durable consumer stays on the server */
+    natsSubscription_Destroy(c->sub);
+    jsCtx_Destroy(c->js);
+    dispatcher_release(c->current);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
