@@ -130,6 +130,12 @@ static natsStatus build_options(const struct config_nats *n, const char *name, n
         s = natsOptions_SetServers(o, (const char **)n->servers.items, (int)n->servers.n);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, name);
+    /* One delivery thread for every subscription: alerts reach the workers in the order they arrived, whatever
+     * patterns they matched (cnats otherwise orders per subscription only). */
+    if (s == NATS_OK)
+        s = nats_SetMessageDeliveryPoolSize(1);
+    if (s == NATS_OK)
+        s = natsOptions_UseGlobalMessageDelivery(o, true);
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, -1); /* forever */
     if (s == NATS_OK)

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLES = os.path.join(ROOT, "..", "shared", "falco-alerts", "public-sample.jsonl")
 PLAYBOOKD = os.environ.get("PLAYBOOKD", os.path.join(ROOT, "build", "release", "playbookd"))
+RELEASE_PLAYBOOKD = os.path.join(ROOT, "build", "release", "playbookd")  # for memory figures: no sanitizer
 FALCO_NATS = os.environ.get("FALCO_NATS", os.path.join(ROOT, "build", "release", "falco-nats"))
 
 PRIORITIES = ["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
@@ -128,6 +129,21 @@ class NatsPublisher:
         self.sock.sendall(b"PUB %s %d\r\n" % (subject.encode(), len(payload)) + payload + b"\r\n")
         self.flush()
 
+    def publish_many(self, messages, batch=500):
+        """Publishes (subject, payload) pairs in batches, one round trip per batch: a flood."""
+        chunk = []
+        for subject, payload in messages:
+            if isinstance(payload, str):
+                payload = payload.encode()
+            chunk.append(b"PUB %s %d\r\n" % (subject.encode(), len(payload)) + payload + b"\r\n")
+            if len(chunk) == batch:
+                self.sock.sendall(b"".join(chunk))
+                self.flush()
+                chunk = []
+        if chunk:
+            self.sock.sendall(b"".join(chunk))
+        self.flush()
+
     def flush(self):
         self.sock.sendall(b"PING\r\n")
         while True:
@@ -218,6 +234,14 @@ class Process:
         wait_until(lambda: self.logged("ready") or self.proc.poll() is not None, timeout, what="playbookd ready")
         assert self.proc.poll() is None, f"playbookd exited: {open(self.log_path).read()}"
 
+    def peak_rss_kib(self):
+        """The most resident memory the process has had (VmHWM), in KiB."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return 0
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -243,12 +267,12 @@ class Process:
 class Playbookd(Process):
     """playbookd with a config written for it."""
 
-    def __init__(self, config_text, *args, env=None):
+    def __init__(self, config_text, *args, env=None, binary=None):
         self.config_dir = tempfile.mkdtemp(prefix="playbookd-config-")
         self.config = os.path.join(self.config_dir, "playbooks.yaml")
         with open(self.config, "w") as f:
             f.write(config_text)
-        super().__init__([PLAYBOOKD, "-c", self.config, "--log-format", "json", *args], env=env)
+        super().__init__([binary or PLAYBOOKD, "-c", self.config, "--log-format", "json", *args], env=env)
 
     def cleanup(self):
         super().cleanup()
