@@ -266,6 +266,9 @@ def test_config_content():
     assert cfg["dry_run"] is True, "dry run on by default: a team rehearses first"
     assert cfg["nats"]["servers"] == [NATS_URL]
     assert cfg["nats"]["queue_group"] == "playbookd", "two replicas must share one queue group"
+    js = cfg["nats"]["jetstream"]
+    assert js["stream"] == "FALCO" and js["durable"] == "playbookd", "JetStream on by default, one durable"
+    assert js["create_stream"]["subjects"] == ["falco.>"], "the stream holds every alert subject"
     assert cfg["http"]["listen"] == f"0.0.0.0:{HTTP_PORT}"
     assert {"kube-system", NAMESPACE} <= set(cfg["protected_namespaces"])
     assert {p["type"] for p in cfg["playbooks"].values()} == {"slack", "delete-pod", "taint-node", "isolate-pod"}
@@ -471,7 +474,10 @@ def test_nats_server_and_service():
     pod = pod_spec(d)
     c = container(d, "nats")
     assert c["image"] == "nats:2.10-alpine"
-    assert c["args"] == ["--http_port", "8222"]
+    assert c["args"] == ["--http_port", "8222", "--jetstream", "--store_dir", "/data"], "JetStream on, stored"
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/data"]], "a writable store under a read-only root filesystem"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert_restricted(c, "nats")
