@@ -264,9 +264,12 @@ void kube_events_stop(struct kube_events *q)
         snprintf(count, sizeof(count), "%lu", left);
         log_kv(LOG_WARN, "events dropped: not sent in time at shutdown", "count", count, NULL);
     }
-    if (q->fail_unlogged > 0) {
+    pthread_mutex_lock(&q->fail_lock);
+    unsigned long unlogged = q->fail_unlogged;
+    pthread_mutex_unlock(&q->fail_lock);
+    if (unlogged > 0) {
         char count[24];
-        snprintf(count, sizeof(count), "%lu", q->fail_unlogged);
+        snprintf(count, sizeof(count), "%lu", unlogged);
         log_kv(LOG_WARN, "events not recorded, not logged one by one", "count", count, NULL);
     }
     pthread_cond_destroy(&q->ready);
