@@ -1,7 +1,8 @@
 /*
  * kube.c: calls to the Kubernetes API as a well-behaved controller makes them: TLS verified, the bearer
  * token re-read every minute and at once after a 401 (bound service-account tokens rotate), dryRun=All
- * on mutating requests in dry run, Status objects turned into readable reasons, Events recorded.
+ * on mutating requests in dry run, Status objects turned into readable reasons. Events are queued for the
+ * senders of kube_event.c, started and stopped with the client.
  */
 #include "playbookd/kube.h"
 
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "playbookd/http.h"
 #include "playbookd/log.h"
@@ -26,6 +26,7 @@ struct kube_request {
     const char *content_type; /* of the body, or NULL */
     const char *body;         /* or NULL */
     bool dry_run;             /* adds dryRun=All */
+    long timeout_ms;          /* 0: the client's */
 };
 
 struct kube {
@@ -35,7 +36,7 @@ struct kube {
     pthread_mutex_t lock; /* guards token and token_read_at */
     char *token;
     double token_read_at;
-    char instance[128]; /* this replica, for Events */
+    struct kube_events *events; /* its queue and senders (kube_event.c) */
 };
 
 static double now_s(void)
@@ -101,8 +102,10 @@ int kube_create(struct kube **out, const struct config_kube *cfg, struct error *
     set_pem(&k->tls.cert, k->ep.cert_file, k->ep.cert_data, k->ep.cert_len);
     set_pem(&k->tls.key, k->ep.key_file, k->ep.key_data, k->ep.key_len);
     k->timeout_ms = cfg->timeout_ms;
-    if (gethostname(k->instance, sizeof(k->instance) - 1) != 0 || !k->instance[0])
-        snprintf(k->instance, sizeof(k->instance), "playbookd");
+    if (kube_events_start(&k->events, k, k->timeout_ms, err) != 0) { /* last: the senders read k */
+        kube_destroy(k);
+        return -1;
+    }
     *out = k;
     return 0;
 }
@@ -111,6 +114,7 @@ void kube_destroy(struct kube *k)
 {
     if (k == NULL)
         return;
+    kube_events_stop(k->events); /* first: the senders still send */
     kube_endpoint_free(&k->ep);
     free(k->token);
     pthread_mutex_destroy(&k->lock);
@@ -149,7 +153,7 @@ static int send_once(struct kube *k, const struct kube_request *req, const char 
         .body_len = req->body ? strlen(req->body) : 0,
         .bearer = token[0] ? token : NULL,
         .tls = &k->tls,
-        .timeout_ms = k->timeout_ms,
+        .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : k->timeout_ms,
     };
     int rc = http_send(&hr, http, err);
     free(token);
@@ -187,14 +191,24 @@ static int kube_call(struct kube *k, const struct kube_request *req, struct kube
     return 0;
 }
 
-int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
-              struct kube_response *resp)
+int kube_send_within(struct kube *k, const char *method, const char *path, const char *content_type, char *body,
+                     bool dry_run, long timeout_ms, struct kube_response *resp)
 {
-    struct kube_request req = {
-        .method = method, .path = path, .content_type = content_type, .body = body, .dry_run = dry_run};
+    struct kube_request req = {.method = method,
+                               .path = path,
+                               .content_type = content_type,
+                               .body = body,
+                               .dry_run = dry_run,
+                               .timeout_ms = timeout_ms};
     int rc = kube_call(k, &req, resp);
     free(body);
     return rc;
+}
+
+int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
+              struct kube_response *resp)
+{
+    return kube_send_within(k, method, path, content_type, body, dry_run, 0, resp);
 }
 
 void kube_response_free(struct kube_response *resp)
@@ -215,63 +229,9 @@ enum outcome kube_failure(const struct kube_response *resp, const char *what, st
     return o;
 }
 
-/* A MicroTime, as events.k8s.io/v1 requires: exactly six fractional digits. */
-static void micro_time(char *buf, size_t size)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, size - n, ".%06ldZ", ts.tv_nsec / 1000);
-}
-
-static char *event_body(const struct kube *k, const struct kube_event *ev, const char *ns)
-{
-    char when[40], full[1100], note[1024]; /* a note is at most 1 kB */
-    micro_time(when, sizeof(when));
-    snprintf(full, sizeof(full), "%s%s", ev->dry_run ? "[dry run] " : "", ev->note);
-    text_copy(note, sizeof(note), full);
-    cJSON *e = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(e, "metadata");
-    cJSON *reg = cJSON_AddObjectToObject(e, "regarding");
-    cJSON_AddStringToObject(e, "apiVersion", "events.k8s.io/v1");
-    cJSON_AddStringToObject(e, "kind", "Event");
-    cJSON_AddStringToObject(meta, "generateName", "playbookd-");
-    cJSON_AddStringToObject(meta, "namespace", ns);
-    cJSON_AddStringToObject(e, "eventTime", when);
-    cJSON_AddStringToObject(e, "reportingController", "playbookd.io/playbookd");
-    cJSON_AddStringToObject(e, "reportingInstance", k->instance);
-    cJSON_AddStringToObject(e, "action", ev->action);
-    cJSON_AddStringToObject(e, "reason", "FalcoAlert");
-    cJSON_AddStringToObject(e, "type", "Warning");
-    cJSON_AddStringToObject(e, "note", note);
-    cJSON_AddStringToObject(reg, "apiVersion", "v1");
-    cJSON_AddStringToObject(reg, "kind", ev->kind);
-    cJSON_AddStringToObject(reg, "name", ev->name);
-    if (ev->namespace_ != NULL)
-        cJSON_AddStringToObject(reg, "namespace", ev->namespace_);
-    if (ev->uid != NULL)
-        cJSON_AddStringToObject(reg, "uid", ev->uid);
-    char *json = cJSON_PrintUnformatted(e);
-    cJSON_Delete(e);
-    return json;
-}
-
 void kube_record_event(struct kube *k, const struct kube_event *ev)
 {
-    const char *ns = ev->namespace_ ? ev->namespace_ : "default"; /* cluster-scoped objects: default */
-    char path[512];
-    struct kube_response resp;
-    snprintf(path, sizeof(path), "/apis/events.k8s.io/v1/namespaces/%s/events", ns);
-    char *body = event_body(k, ev, ns);
-    if (body == NULL) {
-        log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error", "out of memory",
-               NULL);
-        return;
-    }
-    if (kube_send(k, "POST", path, "application/json", body, ev->dry_run, &resp) != 0 || resp.status != 201)
-        log_kv(LOG_WARN, "event not recorded", "object", ev->name, "action", ev->action, "error", resp.message, NULL);
-    kube_response_free(&resp);
+    kube_events_record(k->events, ev);
 }
 
 bool kube_name_label(const char *s)

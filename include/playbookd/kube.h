@@ -1,8 +1,9 @@
 /*
  * kube.h: a small Kubernetes REST client. It finds the API server and credentials in cluster (service
  * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and turns answers into
- * playbook outcomes. The name checks that target.c applies to alert fields before any path is built
- * live here too.
+ * playbook outcomes; it records events.k8s.io Events asynchronously. The name checks that target.c applies
+ * to alert fields before any path is built live here too. The module is kube.c (requests), kube_config.c
+ * (where the API server is) and kube_event.c (the Event queue and its senders).
  */
 #ifndef PLAYBOOKD_KUBE_H
 #define PLAYBOOKD_KUBE_H
@@ -15,6 +16,18 @@
 
 #define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KUBE_TOKEN_MAX_AGE_S 60
+
+/*
+ * Events never make an action wait. kube_record_event queues the built Event (at most KUBE_EVENT_QUEUE_MAX
+ * waiting; beyond that it is dropped and counted) and KUBE_EVENT_SENDERS threads send them, each request
+ * within the client's timeout_ms but at most KUBE_EVENT_TIMEOUT_MS. kube_destroy lets the senders work
+ * through the queue for up to KUBE_EVENT_DRAIN_MS (an Event already in flight may finish within its own
+ * timeout) and counts what is left as dropped.
+ */
+#define KUBE_EVENT_QUEUE_MAX 1024
+#define KUBE_EVENT_SENDERS 4
+#define KUBE_EVENT_TIMEOUT_MS 5000
+#define KUBE_EVENT_DRAIN_MS 2000
 
 struct kube;
 struct cJSON;
@@ -37,6 +50,7 @@ void kube_endpoint_free(struct kube_endpoint *ep);
  * without one, in cluster from KUBERNETES_SERVICE_HOST/PORT and the service account in cfg->sa_dir.
  */
 int kube_create(struct kube **out, const struct config_kube *cfg, struct error *err);
+/* Drains the Event queue (see KUBE_EVENT_DRAIN_MS), stops its senders and frees k. Any thread but a sender. */
 void kube_destroy(struct kube *k);
 const char *kube_server(const struct kube *k);
 
@@ -55,12 +69,21 @@ void kube_response_free(struct kube_response *resp);
  */
 int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
               struct kube_response *resp);
+/* kube_send with its own whole-request timeout (0: the client's timeout_ms). */
+int kube_send_within(struct kube *k, const char *method, const char *path, const char *content_type, char *body,
+                     bool dry_run, long timeout_ms, struct kube_response *resp);
 
 /* A failed call as an outcome: "DELETE pod default/x: HTTP 403 (Forbidden: ...)"; transient for no answer,
  * 429 and 5xx, with Retry-After. */
 enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res);
 
-/* An events.k8s.io/v1 Event on the object acted on. Best effort: failures are logged, never returned. */
+/*
+ * An events.k8s.io/v1 Event on the object acted on. Best effort and asynchronous: kube_record_event builds
+ * the Event from ev at once (ev and its strings may be freed when it returns), queues it without blocking
+ * and returns. Every Event is counted by metrics_event: "ok" (created), "failed" (logged as "event not
+ * recorded", at most once a second with the number not logged since), or "dropped" (the queue was full or
+ * the client stopping; logged at most once a second).
+ */
 struct kube_event {
     const char *kind; /* "Pod" or "Node" */
     const char *namespace_, *name, *uid;
@@ -69,6 +92,12 @@ struct kube_event {
     bool dry_run;
 };
 void kube_record_event(struct kube *k, const struct kube_event *ev);
+
+/* Inside the module (kube.c uses kube_event.c): the queue and senders of one client's Events. */
+struct kube_events;
+int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms, struct error *err);
+void kube_events_record(struct kube_events *q, const struct kube_event *ev);
+void kube_events_stop(struct kube_events *q); /* drains, joins, frees; NULL is a no-op */
 
 /* DNS-1123 label (namespaces): [a-z0-9-], at most 63, alphanumeric at both ends. */
 bool kube_name_label(const char *s);

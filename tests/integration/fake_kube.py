@@ -5,7 +5,9 @@ pods; get and patch nodes; create NetworkPolicies and events.k8s.io Events) and 
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
 schemas in shared/k8s-schemas, JSON and merge patches, optimistic concurrency and dryRun=All. It makes its
 own CA and certificates, accepts a bearer token or a client certificate, records every request, and
-injects faults (error statuses with Retry-After, delays, dropped connections) on demand.
+injects faults (error statuses with Retry-After, delays, dropped connections) on demand, for a number of
+requests or for a time. It serves many keep-alive connections at once (a thread each) and counts the
+requests being handled at once: in_flight, max_in_flight, per method too.
 Debian's python3 with python3-cryptography and python3-jsonschema; nothing else.
 """
 
@@ -983,6 +985,10 @@ class Fault:
     times: object
     delay: float
     drop: bool
+    until: object = None  # time.monotonic() after which the fault no longer applies, or None
+
+    def expired(self, now):
+        return self.until is not None and now >= self.until
 
     def matches(self, req):
         return ((self.method is None or self.method == req.method)
@@ -1034,6 +1040,9 @@ class FakeKube:
         self._version = 0
         self._pods, self._nodes, self._policies, self._events = {}, {}, {}, {}
         self._requests, self._faults = [], []
+        self._flight = {}  # method -> requests of that method being handled now
+        self._flight_max = {}  # method -> the most of them handled at once since the last reset
+        self._flight_total_max = 0
         self._server = _Server(self, self._make_pki())
         self.port = self._server.server_address[1]
         self.url = f"https://127.0.0.1:{self.port}"
@@ -1156,16 +1165,25 @@ class FakeKube:
         with self._lock:
             self._requests.clear()
 
-    def add_fault(self, method=None, path=None, status=None, retry_after=None, times=1, delay=0.0, drop=False):
-        """The next `times` requests (None: all) matching method and path (a regex searched in the path) get
-        the fault: a Status with `status` and a Retry-After header if given, or `delay` seconds before the
-        normal answer, or `drop`: the connection closed with no answer. Faults come before authentication;
-        the first matching fault wins."""
+    def add_fault(self, method=None, path=None, status=None, retry_after=None, times=OMIT, delay=0.0, drop=False,
+                  for_seconds=None):
+        """The next `times` requests (None: all; default 1) matching method and path (a regex searched in the
+        path, e.g. r"/events$") get the fault: a Status with `status` and a Retry-After header if given, or
+        `delay` seconds before the normal answer (a delayed request counts as in flight while it waits), or
+        `drop`: the connection closed with no answer. for_seconds: the fault applies to every matching request
+        until that many seconds after this call, then is gone ("500 to DELETE for 10 s, then normally");
+        `times` then defaults to None, and an explicit `times` also limits it (whichever ends first). Faults
+        come before authentication; the first matching fault wins."""
+        if times is OMIT:
+            times = None if for_seconds is not None else 1
+        until = time.monotonic() + for_seconds if for_seconds is not None else None
         with self._lock:
-            self._faults.append(Fault(method, path, status, retry_after, times, delay, drop))
+            self._faults.append(Fault(method, path, status, retry_after, times, delay, drop, until))
 
     def _take_fault(self, req):
+        now = time.monotonic()
         with self._lock:
+            self._faults = [f for f in self._faults if not f.expired(now)]
             for fault in self._faults:
                 if fault.matches(req):
                     if fault.times is not None:
@@ -1174,6 +1192,47 @@ class FakeKube:
                             self._faults.remove(fault)
                     return fault
         return None
+
+    # -- concurrency -----------------------------------------------------------------------------
+
+    @property
+    def in_flight(self):
+        """Requests being handled now: from when the request line and headers were read until the answer
+        was sent (or the connection dropped), injected delays included. A client may see its answer a moment
+        before the count drops: wait for in_flight == 0 rather than assert it."""
+        with self._lock:
+            return sum(self._flight.values())
+
+    @property
+    def max_in_flight(self):
+        """The most requests handled at once since the server started or reset_max_in_flight()."""
+        with self._lock:
+            return self._flight_total_max
+
+    def in_flight_for(self, method):
+        with self._lock:
+            return self._flight.get(method, 0)
+
+    def max_in_flight_for(self, method):
+        """max_in_flight counting only requests of this method ("DELETE"; Events are "POST")."""
+        with self._lock:
+            return self._flight_max.get(method, 0)
+
+    def reset_max_in_flight(self):
+        """Starts the maxima again from what is in flight now."""
+        with self._lock:
+            self._flight_max = dict(self._flight)
+            self._flight_total_max = sum(self._flight.values())
+
+    def _flight_begin(self, method):
+        with self._lock:
+            self._flight[method] = self._flight.get(method, 0) + 1
+            self._flight_max[method] = max(self._flight_max.get(method, 0), self._flight[method])
+            self._flight_total_max = max(self._flight_total_max, sum(self._flight.values()))
+
+    def _flight_end(self, method):
+        with self._lock:
+            self._flight[method] -= 1
 
     def _record(self, req):
         with self._lock:
@@ -1309,7 +1368,8 @@ def cut(connection):
 
 
 class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+    daemon_threads = True  # a thread per connection, not waited for at close
+    request_queue_size = 256  # the listen backlog: 64+ clients may connect at once (the default is 5)
 
     def __init__(self, fake, context):
         self.fake = fake
@@ -1350,6 +1410,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_request(self):
         fake = self.server.fake
+        method = self.command
+        fake._flight_begin(method)
+        try:
+            self._answer(fake)
+        finally:
+            fake._flight_end(method)
+
+    def _answer(self, fake):
         req = self._parse(fake.token)
         fault = fake._take_fault(req)
         if fault is not None and fault.delay:

@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import ssl
+import threading
 import time
 from collections import namedtuple
 
@@ -521,6 +522,82 @@ def test_drop_closes_the_connection_without_an_answer(kube, api, connect):
     assert kube.pod("default", "web") is not None
     assert connect().call("DELETE", POD).status == 200
     assert [r.status for r in kube.requests()] == [None, 200]
+
+
+def test_a_fault_for_seconds_applies_to_every_match_then_expires(kube, api):
+    kube.add_fault(method="GET", path="/pods/", status=500, for_seconds=0.5)
+    for _ in range(3):
+        assert api.call("GET", POD).status == 500
+    assert api.call("GET", NODE).status == 200, "only where it matches"
+    time.sleep(0.6)
+    assert api.call("GET", POD).status == 200
+    assert api.call("GET", POD).status == 200
+
+
+def test_times_still_limits_a_fault_for_seconds(kube, api):
+    kube.add_fault(method="GET", status=503, for_seconds=10, times=2)
+    assert [api.call("GET", POD).status for _ in range(3)] == [503, 503, 200]
+
+
+# -- concurrency ------------------------------------------------------------------------------------
+
+def in_parallel(n, work):
+    """Runs work(i) on n threads at once; returns the results in order, raising the first error."""
+    results, errors = [None] * n, []
+
+    def run(i):
+        try:
+            results[i] = work(i)
+        except Exception as e:  # reported below, in the test's thread
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors[0]
+    return results
+
+
+def test_in_flight_counts_requests_being_answered(kube, connect):
+    assert (kube.in_flight, kube.max_in_flight) == (0, 0)
+    kube.add_fault(method="GET", delay=0.5, times=None)
+    clients = [connect() for _ in range(3)]
+    seen = []
+    watcher = threading.Thread(target=lambda: seen.append(wait_for(lambda: kube.in_flight == 3)))
+    watcher.start()
+    in_parallel(3, lambda i: clients[i].call("GET", POD))
+    watcher.join()
+    assert seen == [True], "three delayed requests were in flight at once"
+    assert wait_for(lambda: kube.in_flight == 0), "a client may see its answer a moment before the count drops"
+    assert kube.max_in_flight == 3
+    assert (kube.in_flight_for("GET"), kube.max_in_flight_for("GET"), kube.max_in_flight_for("DELETE")) == (0, 3, 0)
+    kube.reset_max_in_flight()
+    assert (kube.max_in_flight, kube.max_in_flight_for("GET")) == (0, 0)
+    clients[0].call("DELETE", POD)
+    assert (kube.max_in_flight, kube.max_in_flight_for("DELETE"), kube.max_in_flight_for("GET")) == (1, 1, 0)
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_64_keep_alive_connections_are_served_at_once(kube, connect):
+    n = 64
+    clients = [connect() for _ in range(n)]
+    kube.add_fault(method="GET", path="/pods/", delay=1.0, times=None)
+    assert in_parallel(n, lambda i: clients[i].call("GET", POD).status) == [200] * n
+    # With the default listen backlog (5) some connections wait to be accepted and this falls short.
+    assert kube.max_in_flight_for("GET") == n, "every request waited its delay at the same time"
+    sockets = [c.conn.sock for c in clients]
+    assert in_parallel(n, lambda i: clients[i].call("GET", NODE).status) == [200] * n
+    assert [c.conn.sock for c in clients] == sockets, "the connections were kept alive"
+    assert wait_for(lambda: kube.in_flight == 0)
 
 
 # -- request log ------------------------------------------------------------------------------------

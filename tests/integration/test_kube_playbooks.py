@@ -105,6 +105,7 @@ def test_each_playbook_through_nats(kube, incluster, nats, slack):
         assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
         assert "ingress" not in policy["spec"] and "egress" not in policy["spec"], "no rules: all denied"
 
+        wait_until(lambda: len(kube.events()) >= 3, what="three Events (sent asynchronously)")
         events = kube.events()
         assert sorted(e["action"] for e in events) == ["DeletePod", "IsolatePod", "TaintNode"]
         for e in events:
@@ -144,6 +145,7 @@ def test_isolate_through_nats_labels_the_pod(kube, incluster, nats):
         for ns, name in [("default", "web-0"), ("shop", "cart-7d9f")]:
             assert kube.pod(ns, name)["metadata"]["labels"]["playbookd.io/isolated"] == "true"
             assert kube.policy(ns, "playbookd-isolate")["spec"]["policyTypes"] == ["Ingress", "Egress"]
+        wait_until(lambda: len(kube.events()) >= 2, what="two Events (sent asynchronously)")
         assert sorted((e["regarding"]["namespace"], e["action"]) for e in kube.events()) == [
             ("default", "IsolatePod"), ("shop", "IsolatePod")]
         pub.publish(SUBJECT, alert())  # again: the policy exists (409) and the label is already there
