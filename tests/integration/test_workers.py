@@ -258,3 +258,22 @@ topics:
     assert kube.pod("default", "web-0") is None
     patches = [r for r in kube.requests() if r.method == "PATCH" and "/nodes/" in r.path]
     assert len(patches) == 1, "the second run saw the taint and wrote nothing"
+
+
+def test_workers_keep_many_requests_in_flight(kube, incluster, nats):
+    """64 alerts for 64 pods against an API answering DELETE in 200 ms: the fake sees at least 16 at once."""
+    pods = [f"pod-{i}" for i in range(64)]
+    for pod in pods:
+        kube.add_pod("default", pod, node="node-1")
+    kube.add_fault(method="DELETE", delay=0.2, times=None)
+    pbd = started(config(nats, incluster, "  kill: {type: delete-pod}", f"  {SHELL}: [kill]"))
+    try:
+        pub = NatsPublisher(nats.port)
+        pub.publish_many([(SHELL, alert(p, n=i)) for i, p in enumerate(pods)])
+        wait_until(lambda: len(pbd.logged("action")) == 64, timeout=30, what="64 actions")
+        assert all(a["outcome"] == "ok" for a in pbd.logged("action"))
+        assert all(kube.pod("default", p) is None for p in pods)
+        assert kube.max_in_flight_for("DELETE") >= 16, kube.max_in_flight_for("DELETE")
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
