@@ -22,6 +22,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@
 #define FLUSH_WAIT_MS 2000 /* for the answer to one flush (core NATS) */
 #define RETRY_MIN_MS 100
 #define RETRY_MAX_MS 1000
+#define POLL_MS 250 /* the longest a stop signal can go unseen while the input is idle */
 
 static volatile sig_atomic_t stopping;
 
@@ -361,13 +363,24 @@ static void take(struct forwarder *fw, const char *data, size_t n)
 }
 
 /*
- * Forwards everything until the writer closes (0) or a stop signal (-1). The signal is looked for after
- * every read: under a writer that keeps the pipe full, reads never fail with EINTR.
+ * Waits until fd can be read (true) or a stop signal (false). The flag is looked at before every read: a
+ * signal that lands outside a blocking call interrupts nothing (under a writer that keeps the pipe full,
+ * reads never block). The timeout bounds the wait of a signal landing just before poll().
  */
+static bool wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (!stopping)
+        if (poll(&p, 1, POLL_MS) > 0)
+            return true;
+    return false;
+}
+
+/* Forwards everything until the writer closes (0) or a stop signal (-1). */
 static int forward_stream(struct forwarder *fw, int fd)
 {
     char chunk[CHUNK];
-    while (!stopping) {
+    while (wait_readable(fd)) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             take(fw, chunk, (size_t)n);
@@ -437,10 +450,10 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-/* Signals reach only the main thread (cnats threads inherit a mask without them) and interrupt its reads. */
+/* Signals reach only the main thread (cnats threads inherit a mask without them) and cut its waits short. */
 static void setup_signals(sigset_t *set)
 {
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: open() and read() return EINTR */
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll(), read() return EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
