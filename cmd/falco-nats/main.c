@@ -1,8 +1,17 @@
 /*
  * main.c: falco-nats, the forwarder of the original design. Reads Falco's JSON alerts, one per line,
  * from a named pipe or stdin, and publishes each on falco.<priority>.<slug> over one persistent NATS
- * connection. A line that is not a Falco alert is logged and skipped. SIGTERM and SIGINT flush what is
- * buffered and exit 0.
+ * connection. A line that is not a Falco alert is logged and skipped.
+ *
+ * Two ways to publish, and neither claims more than happened. Core NATS (the default) is at most once:
+ * a line counts as published once the server has answered a flush sent after it; lines cnats still holds
+ * at exit (NATS down) are logged as not delivered. --jetstream is at least once: each line is published
+ * with a Nats-Msg-Id derived from its bytes and retried until the stream acknowledges it, so a republish
+ * whose first ack was lost in a reconnect is stored once. Meanwhile lines wait in the pipe, which is then
+ * the bounded buffer (Falco blocks or drops on its side).
+ *
+ * SIGTERM and SIGINT stop the reading at once; what was read has STOP_GRACE_MS to be delivered, what is
+ * not is counted in the log ("lines not delivered"), and the exit status is 0.
  *
  * Writers of the pipe may come and go (Falco restarts). A pipe left with no reader and no writer loses
  * what is in it, so rather than reopening after each writer's end of file (losing lines written in
@@ -11,11 +20,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "playbookd/alert.h"
@@ -27,30 +41,63 @@
 #define DEFAULT_SERVER "nats://nats:4222"
 #define DEFAULT_PIPE "/var/run/falco/nats"
 #define CHUNK 65536
+#define STOP_GRACE_MS 5000 /* after a stop signal (or at the end of input) for what was read to be delivered */
+#define ACK_WAIT_MS 2000   /* for one JetStream PubAck */
+#define FLUSH_WAIT_MS 2000 /* for the answer to one flush (core NATS) */
+#define RETRY_MIN_MS 100
+#define RETRY_MAX_MS 1000
+#define POLL_MS 250 /* the longest a stop signal can go unseen while the input is idle */
 
 static volatile sig_atomic_t stopping;
 
+struct options {
+    char *server;
+    const char *pipe;
+    bool jetstream;
+};
+
 struct forwarder {
     natsConnection *conn;
+    jsCtx *js;  /* --jetstream; NULL: core NATS */
     char *line; /* ALERT_MAX_BYTES + 1 */
     size_t len;
-    bool overflow; /* the current line is longer than an alert may be */
-    unsigned long published, skipped;
+    bool overflow;             /* the current line is longer than an alert may be */
+    bool failing;              /* publishing fails: logged once, until it works again */
+    long long grace_end_ms;    /* 0 until a stop signal or the end of input */
+    unsigned long published;   /* known delivered: acknowledged by the stream, or confirmed by a flush */
+    unsigned long unconfirmed; /* core NATS: handed to cnats since the last confirmed flush */
+    unsigned long undelivered; /* refused, or given up at the end of the grace period */
+    unsigned long skipped;
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: falco-nats [-s NATS_URL] [-f PIPE|-] [--token T] [--user U --password P] [--creds FILE]\n"
-                 "                  [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--log-format text|json]\n"
-                 "  -s URL   NATS server (default " DEFAULT_SERVER ")\n"
-                 "  -f PIPE  named pipe Falco writes JSON alerts to (default " DEFAULT_PIPE "), or - for stdin\n"
-                 "  NATS_TOKEN, NATS_USER and NATS_PASSWORD in the environment are used when the flags are absent.\n");
+    fprintf(out, "usage: falco-nats [-s NATS_URL] [-f PIPE|-] [--jetstream] [--token T] [--user U --password P]\n"
+                 "                  [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
+                 "                  [--log-format text|json]\n"
+                 "  -s URL       NATS server (default " DEFAULT_SERVER ")\n"
+                 "  -f PIPE      named pipe Falco writes JSON alerts to (default " DEFAULT_PIPE "), or - for stdin\n"
+                 "  --jetstream  at least once: publish to a JetStream stream (created beforehand, subjects falco.>)\n"
+                 "               with a Nats-Msg-Id per line, retried until acknowledged; the stream de-duplicates\n"
+                 "  NATS_TOKEN, NATS_USER and NATS_PASSWORD in the environment are used when the flags are absent.\n"
+                 "  At exit, lines that were read but not delivered are logged as \"lines not delivered\".\n");
 }
 
 /* Returns -1 to continue, or the exit status. */
-static int parse_flags(int argc, char **argv, struct config_nats *n, char **server, const char **pipe)
+static int parse_flags(int argc, char **argv, struct config_nats *n, struct options *o)
 {
-    enum { OPT_TOKEN = 256, OPT_USER, OPT_PASSWORD, OPT_CREDS, OPT_CA, OPT_CERT, OPT_KEY, OPT_LOG, OPT_VERSION };
+    enum {
+        OPT_TOKEN = 256,
+        OPT_USER,
+        OPT_PASSWORD,
+        OPT_CREDS,
+        OPT_CA,
+        OPT_CERT,
+        OPT_KEY,
+        OPT_LOG,
+        OPT_VERSION,
+        OPT_JETSTREAM
+    };
     static const struct option longopts[] = {
         {"token", required_argument, NULL, OPT_TOKEN},
         {"user", required_argument, NULL, OPT_USER},
@@ -60,6 +107,7 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, char **serv
         {"tls-cert", required_argument, NULL, OPT_CERT},
         {"tls-key", required_argument, NULL, OPT_KEY},
         {"log-format", required_argument, NULL, OPT_LOG},
+        {"jetstream", no_argument, NULL, OPT_JETSTREAM},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -70,8 +118,9 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, char **serv
     n->password = getenv("NATS_PASSWORD");
     while ((c = getopt_long(argc, argv, "s:f:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 's': *server = optarg; break;
-        case 'f': *pipe = optarg; break;
+        case 's': o->server = optarg; break;
+        case 'f': o->pipe = optarg; break;
+        case OPT_JETSTREAM: o->jetstream = true; break;
         case OPT_TOKEN: n->token = optarg; break;
         case OPT_USER: n->user = optarg; break;
         case OPT_PASSWORD: n->password = optarg; break;
@@ -99,6 +148,159 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, char **serv
     return -1;
 }
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps; a signal cuts it short. */
+static void pause_ms(long long ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Starts the grace period for what was read to be delivered (once: the first call counts). */
+static void begin_grace(struct forwarder *fw)
+{
+    if (fw->grace_end_ms == 0)
+        fw->grace_end_ms = now_ms() + STOP_GRACE_MS;
+}
+
+/* Milliseconds left to deliver: unbounded until a stop signal, then what is left of the grace period. */
+static long long time_left(struct forwarder *fw)
+{
+    if (stopping)
+        begin_grace(fw);
+    if (fw->grace_end_ms == 0)
+        return LLONG_MAX;
+    long long left = fw->grace_end_ms - now_ms();
+    return left > 0 ? left : 0;
+}
+
+static bool connected(const struct forwarder *fw)
+{
+    return natsConnection_Status(fw->conn) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* Logs a failure to publish once, until publishing works again. */
+static void note_failure(struct forwarder *fw, enum log_level level, const char *msg, const char *subject, natsStatus s)
+{
+    if (fw->failing)
+        return;
+    fw->failing = true;
+    const char *detail = nats_GetLastError(NULL);
+    log_kv(level, msg, "subject", subject, "error", natsStatus_GetText(s), "detail",
+           detail != NULL && *detail ? detail : NULL, NULL);
+}
+
+static void note_success(struct forwarder *fw)
+{
+    if (fw->failing)
+        log_kv(LOG_INFO, "publishing works again", NULL);
+    fw->failing = false;
+}
+
+/* FNV-1a, 64 bits, from offset basis h, over the bytes forwards or backwards. */
+static uint64_t fnv1a(const unsigned char *p, size_t len, uint64_t h, bool backwards)
+{
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[backwards ? len - 1 - i : i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/* A line's Nats-Msg-Id: two 64-bit hashes of its bytes. Equal lines are one alert (Falco's times are in ns). */
+static const char *msg_id(const char *line, size_t len, char id[33])
+{
+    const unsigned char *p = (const unsigned char *)line;
+    snprintf(id, 33, "%016" PRIx64 "%016" PRIx64, fnv1a(p, len, 0xcbf29ce484222325ULL, false),
+             fnv1a(p, len, 0x84222325cbf29ce4ULL, true));
+    return id;
+}
+
+/* JetStream: an error that no retry can mend. */
+static bool permanent(natsStatus s, jsErrCode code)
+{
+    return s == NATS_MAX_PAYLOAD || s == NATS_INVALID_ARG || s == NATS_INVALID_SUBJECT ||
+           code == JSStreamMessageExceedsMaximumErr;
+}
+
+/*
+ * JetStream: publishes until the stream acknowledges, or until the grace period after a stop ends. While
+ * NATS is down it waits rather than filling cnats's reconnect buffer. Every attempt carries the same
+ * Nats-Msg-Id: an attempt stored whose ack was lost, then repeated, is stored once (the stream's window).
+ */
+static void publish_acked(struct forwarder *fw, const char *subject, const char *line, size_t len)
+{
+    char id[33];
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MsgId = msg_id(line, len, id);
+    long long backoff = RETRY_MIN_MS;
+    for (long long left; (left = time_left(fw)) > 0;) {
+        if (!connected(fw)) { /* cnats is reconnecting */
+            pause_ms(left < RETRY_MIN_MS ? left : RETRY_MIN_MS);
+            continue;
+        }
+        jsErrCode code = 0;
+        po.MaxWait = left < ACK_WAIT_MS ? left : ACK_WAIT_MS;
+        natsStatus s = js_Publish(NULL, fw->js, subject, line, (int)len, &po, &code);
+        if (s == NATS_OK) {
+            fw->published++;
+            note_success(fw);
+            return;
+        }
+        if (permanent(s, code)) {
+            log_kv(LOG_ERROR, "publish refused", "subject", subject, "error", natsStatus_GetText(s), NULL);
+            break;
+        }
+        note_failure(fw, LOG_WARN, "publish not acknowledged, retrying", subject, s);
+        pause_ms(left < backoff ? left : backoff);
+        backoff = backoff * 2 < RETRY_MAX_MS ? backoff * 2 : RETRY_MAX_MS;
+    }
+    fw->undelivered++;
+}
+
+/* Core NATS: hands the line to cnats (its reconnect buffer, bounded, while NATS is down). */
+static void publish_core(struct forwarder *fw, const char *subject, const char *line, size_t len)
+{
+    natsStatus s = natsConnection_Publish(fw->conn, subject, line, (int)len);
+    if (s != NATS_OK) {
+        fw->undelivered++;
+        note_failure(fw, LOG_ERROR, "publish failed: lines are dropped", subject, s);
+        return;
+    }
+    fw->unconfirmed++;
+    note_success(fw);
+}
+
+/* Core NATS: the lines handed to cnats are delivered once the server answers a flush sent after them. */
+static void confirm(struct forwarder *fw, long long timeout_ms)
+{
+    if (fw->unconfirmed == 0 || !connected(fw))
+        return;
+    if (natsConnection_FlushTimeout(fw->conn, timeout_ms) == NATS_OK) {
+        fw->published += fw->unconfirmed;
+        fw->unconfirmed = 0;
+    }
+}
+
+/* Core NATS at exit: waits out a reconnection within the grace period; what is not confirmed is lost. */
+static void confirm_at_exit(struct forwarder *fw)
+{
+    begin_grace(fw);
+    while (fw->unconfirmed > 0 && !connected(fw) && time_left(fw) > 0)
+        pause_ms(RETRY_MIN_MS);
+    long long left = time_left(fw);
+    confirm(fw, left > FLUSH_WAIT_MS / 4 ? left : FLUSH_WAIT_MS / 4);
+    fw->undelivered += fw->unconfirmed;
+    fw->unconfirmed = 0;
+}
+
 static void skip(struct forwarder *fw, const char *reason)
 {
     fw->skipped++;
@@ -121,13 +323,10 @@ static void forward_line(struct forwarder *fw, const char *line, size_t len)
         skip(fw, "the rule has no letters or digits to make a subject");
         return;
     }
-    natsStatus s = natsConnection_Publish(fw->conn, subject, line, (int)len);
-    if (s != NATS_OK) {
-        fw->skipped++;
-        log_kv(LOG_ERROR, "publish failed", "subject", subject, "error", natsStatus_GetText(s), NULL);
-        return;
-    }
-    fw->published++;
+    if (fw->js != NULL)
+        publish_acked(fw, subject, line, len);
+    else
+        publish_core(fw, subject, line, len);
 }
 
 static void end_line(struct forwarder *fw)
@@ -163,24 +362,43 @@ static void take(struct forwarder *fw, const char *data, size_t n)
     }
 }
 
+/*
+ * Waits until fd can be read (true) or a stop signal (false). The flag is looked at before every read: a
+ * signal that lands outside a blocking call interrupts nothing (under a writer that keeps the pipe full,
+ * reads never block). The timeout bounds the wait of a signal landing just before poll().
+ */
+static bool wait_readable(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (!stopping)
+        if (poll(&p, 1, POLL_MS) > 0)
+            return true;
+    return false;
+}
+
 /* Forwards everything until the writer closes (0) or a stop signal (-1). */
 static int forward_stream(struct forwarder *fw, int fd)
 {
     char chunk[CHUNK];
-    for (;;) {
+    while (wait_readable(fd)) {
         ssize_t n = read(fd, chunk, sizeof(chunk));
         if (n > 0) {
             take(fw, chunk, (size_t)n);
+            if (fw->js == NULL)
+                confirm(fw, FLUSH_WAIT_MS);
             continue;
         }
-        if (n < 0 && errno == EINTR && !stopping)
+        if (n < 0 && errno == EINTR)
             continue;
         if (n == 0 && (fw->len > 0 || fw->overflow))
             end_line(fw); /* the writer's last line had no newline */
-        if (n < 0 && errno != EINTR)
+        if (n < 0)
             log_kv(LOG_ERROR, "read failed", "error", strerror(errno), NULL);
         return n == 0 ? 0 : -1;
     }
+    if (fw->len > 0 && !fw->overflow)
+        fw->undelivered++; /* a line cut by the stop: its end stays in the pipe */
+    return -1;
 }
 
 /*
@@ -232,10 +450,10 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
-/* Signals reach only the main thread (cnats threads inherit a mask without them) and interrupt its reads. */
+/* Signals reach only the main thread (cnats threads inherit a mask without them) and cut its waits short. */
 static void setup_signals(sigset_t *set)
 {
-    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: open() and read() return EINTR */
+    struct sigaction sa = {.sa_handler = on_signal}; /* no SA_RESTART: poll(), read() return EINTR */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
@@ -246,16 +464,38 @@ static void setup_signals(sigset_t *set)
     pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
+static int open_jetstream(struct forwarder *fw, struct error *err)
+{
+    jsOptions o;
+    jsOptions_Init(&o);
+    o.Wait = ACK_WAIT_MS;
+    natsStatus s = natsConnection_JetStream(&fw->js, fw->conn, &o);
+    return s == NATS_OK ? 0 : error_set(err, "nats: jetstream: %s", natsStatus_GetText(s));
+}
+
+/* The counts at exit; lines read but not delivered are an error, never counted as published. */
+static void report(const struct forwarder *fw)
+{
+    char published[24], skipped[24], undelivered[24];
+    snprintf(published, sizeof(published), "%lu", fw->published);
+    snprintf(skipped, sizeof(skipped), "%lu", fw->skipped);
+    snprintf(undelivered, sizeof(undelivered), "%lu", fw->undelivered);
+    if (fw->undelivered > 0)
+        log_kv(LOG_ERROR, "lines not delivered", "count", undelivered, "hint",
+               fw->js ? "not acknowledged by the stream before the stop" : "NATS did not confirm them before exit",
+               NULL);
+    log_kv(LOG_INFO, "stopped", "published", published, "skipped", skipped, "not_delivered", undelivered, NULL);
+}
+
 int main(int argc, char **argv)
 {
     struct config_nats n = {0};
     static char default_server[] = DEFAULT_SERVER;
-    char *server = default_server;
-    const char *pipe = DEFAULT_PIPE;
-    int rc = parse_flags(argc, argv, &n, &server, &pipe);
+    struct options o = {.server = default_server, .pipe = DEFAULT_PIPE};
+    int rc = parse_flags(argc, argv, &n, &o);
     if (rc >= 0)
         return rc;
-    n.servers.items = &server;
+    n.servers.items = &o.server;
     n.servers.n = 1;
 
     sigset_t set;
@@ -263,23 +503,32 @@ int main(int argc, char **argv)
     struct error err;
     struct forwarder fw = {.line = malloc(ALERT_MAX_BYTES + 1)};
     setup_signals(&set);
-    if (fw.line == NULL || nats_link_create(&link, &n, "falco-nats", &err) != 0) {
-        log_kv(LOG_ERROR, "cannot start", "error", fw.line ? err.msg : "out of memory", NULL);
-        free(fw.line);
-        return 1;
+    rc = 1;
+    if (fw.line == NULL) {
+        error_set(&err, "out of memory");
+        goto out;
     }
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    if (nats_link_create(&link, &n, "falco-nats", &err) != 0)
+        goto out;
     fw.conn = nats_link_connection(link);
+    if (o.jetstream && open_jetstream(&fw, &err) != 0)
+        goto out;
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     char shown[512];
-    log_kv(LOG_INFO, "forwarding", "from", pipe, "to", text_redact_url(server, shown, sizeof(shown)), NULL);
-    run(&fw, pipe);
-
-    char published[24], skipped[24];
-    snprintf(published, sizeof(published), "%lu", fw.published);
-    snprintf(skipped, sizeof(skipped), "%lu", fw.skipped);
-    nats_link_destroy(link, 5000); /* flushes what is buffered */
+    log_kv(LOG_INFO, "forwarding", "from", o.pipe, "to", text_redact_url(o.server, shown, sizeof(shown)), "mode",
+           o.jetstream ? "jetstream" : "core", NULL);
+    run(&fw, o.pipe);
+    if (fw.js == NULL)
+        confirm_at_exit(&fw);
+    rc = 0;
+out:
+    if (rc != 0)
+        log_kv(LOG_ERROR, "cannot start", "error", err.msg, NULL);
+    jsCtx_Destroy(fw.js);
+    nats_link_destroy(link, 0); /* what was read is delivered or counted by now */
     nats_CloseAndWait(5000);
-    log_kv(LOG_INFO, "stopped", "published", published, "skipped", skipped, NULL);
+    if (rc == 0)
+        report(&fw);
     free(fw.line);
-    return 0;
+    return rc;
 }
