@@ -43,6 +43,7 @@ def test_falco_nats_from_a_pipe_whose_writer_comes_and_goes(nats, slack, tmp_pat
             w.write(b"not an alert\n" + lines[0] + b"\n" + lines[1] + b"\r\n")
         expected = len(lines) + 2
         wait_until(lambda: len(slack.received("/notify")) >= expected, timeout=20, what="every alert")
+        wait_until(lambda: len(pbd.logged("action")) >= expected, what="every action logged")  # after its answer
         assert len(slack.received("/notify")) == expected
         subjects = [a["subject"] for a in pbd.logged("action")]
         assert sorted(subjects) == sorted([falco_subject(json.loads(l)) for l in lines + lines[:2]])
