@@ -157,18 +157,35 @@ static struct dispatcher *current_dispatcher(struct js_consumer *c)
     return d;
 }
 
+/*
+ * One pull request for at most batch messages: no_wait answers at once with what the stream holds (a 404
+ * status when it holds none); else the server keeps the request open for FETCH_WAIT_MS.
+ */
+static natsStatus pull(struct js_consumer *c, natsMsgList *list, size_t batch, bool no_wait)
+{
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = (int)(batch < FETCH_MAX ? batch : FETCH_MAX);
+    req.Expires = (int64_t)FETCH_WAIT_MS * NS_PER_MS;
+    req.NoWait = no_wait;
+    return natsSubscription_FetchRequest(list, c->sub, &req);
+}
+
+/*
+ * Fetches what the pool has room for and hands it over. cnats waits for a whole batch until the request
+ * expires, so an idle consumer waits for one message only: the first alert after a quiet spell goes at
+ * once, and the next pull (no_wait) takes whatever came with it.
+ */
 static void fetch_once(struct js_consumer *c, size_t room)
 {
     natsMsgList list = {0};
-    jsErrCode code = 0;
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = (int)(room < FETCH_MAX ? room : FETCH_MAX);
-    req.Expires = (int64_t)FETCH_WAIT_MS * NS_PER_MS;
-    natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
-    if (s != NATS_OK && s != NATS_TIMEOUT) {
+    natsStatus s = pull(c, &list, room, true);
+    if (s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
+        natsMsgList_Destroy(&list);
+        s = pull(c, &list, 1, false);
+    }
+    if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
         log_throttled(&fetch_log, LOG_WARN, "jetstream fetch failed (retrying)", 1);
-        (void)code;
         usleep(200 * 1000);
     }
     struct dispatcher *d = list.Count > 0 ? current_dispatcher(c) : NULL;
