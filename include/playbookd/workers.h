@@ -21,9 +21,9 @@
 /* One unit of work, embedded in the caller's own struct (intrusive: no allocation here). */
 struct work {
     struct work *next;
-    uint64_t key;                  /* 0: any worker; else the lane key % n_workers, in order */
-    void (*run)(struct work *w);   /* runs the item and frees it */
-    void (*drop)(struct work *w);  /* the item will never run (stop deadline): account for it and free it */
+    uint64_t key;                 /* 0: any worker; else the lane key % n_workers, in order */
+    void (*run)(struct work *w);  /* runs the item and frees it */
+    void (*drop)(struct work *w); /* the item will never run (stop deadline): account for it and free it */
 };
 
 struct workers;
