@@ -3,7 +3,8 @@
  * consumer as many messages as the worker pool has room for, and hands each to the current dispatcher;
  * the worker that ends the alert acks, naks or terms the message (js_done). The consumer's AckWait is
  * ack_wait and it has no BackOff: the server would replace AckWait with BackOff[0]; our naks carry the
- * backoff delays instead.
+ * backoff delays instead. Its MaxAckPending is the server's default (1000): a replica holds at most
+ * that many unacknowledged alerts, whatever its queue_size.
  */
 #include "playbookd/jetstream.h"
 
@@ -67,18 +68,59 @@ static int ensure_stream(jsCtx *js, const struct config_jetstream *cfg, struct e
     return 0;
 }
 
-/* Binds the durable pull consumer, creating it when it does not exist yet. */
+/* True when the consumer on the server differs from what cfg asks for in what we set. */
+static bool consumer_differs(const jsConsumerConfig *have, const jsConsumerConfig *want)
+{
+    return have->AckWait != want->AckWait || have->MaxDeliver != want->MaxDeliver || have->BackOffLen != 0 ||
+           have->AckPolicy != want->AckPolicy || have->FilterSubject == NULL ||
+           strcmp(have->FilterSubject, want->FilterSubject) != 0;
+}
+
+/*
+ * Creates the durable consumer, or brings the existing one to cfg: a restart with a new ack_wait or
+ * max_deliver updates it (js_PullSubscribe alone refuses to bind to a consumer configured otherwise).
+ * It has no BackOff, which would replace AckWait: our naks carry the backoff delays.
+ */
+static int ensure_consumer(jsCtx *js, const struct config_jetstream *cfg, struct error *err)
+{
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = cfg->durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = (int64_t)cfg->ack_wait_ms * NS_PER_MS;
+    cc.MaxDeliver = cfg->max_deliver;
+    cc.FilterSubject = cfg->subject;
+    natsStatus s = js_GetConsumerInfo(&ci, js, cfg->stream, cfg->durable, NULL, &code);
+    const char *what = "look up the durable consumer";
+    if (s == NATS_NOT_FOUND) {
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        what = "create the durable consumer";
+        s = js_AddConsumer(&ci, js, cfg->stream, &cc, NULL, &code);
+    } else if (s == NATS_OK && consumer_differs(ci->Config, &cc)) {
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        what = "update the durable consumer";
+        s = js_UpdateConsumer(&ci, js, cfg->stream, &cc, NULL, &code);
+        if (s == NATS_OK)
+            log_kv(LOG_INFO, "jetstream consumer updated to the config", "durable", cfg->durable, NULL);
+    }
+    jsConsumerInfo_Destroy(ci);
+    return s == NATS_OK ? 0 : js_error(err, what, s, code);
+}
+
+/* Binds a pull subscription to the durable consumer (made to match cfg first). */
 static int bind_consumer(struct js_consumer *c, const struct config_jetstream *cfg, struct error *err)
 {
     jsSubOptions so;
     jsErrCode code = 0;
+    if (ensure_consumer(c->js, cfg, err) != 0)
+        return -1;
     jsSubOptions_Init(&so);
     so.Stream = cfg->stream;
-    so.Config.Durable = cfg->durable;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.AckWait = (int64_t)cfg->ack_wait_ms * NS_PER_MS;
-    so.Config.MaxDeliver = cfg->max_deliver;
-    so.Config.MaxAckPending = -1; /* the pool's room bounds what is fetched */
+    so.Consumer = cfg->durable; /* bind: the consumer is checked, not created */
     natsStatus s = js_PullSubscribe(&c->sub, c->js, cfg->subject, cfg->durable, NULL, &so, &code);
     if (s != NATS_OK)
         return js_error(err, "bind the durable consumer", s, code);

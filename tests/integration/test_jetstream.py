@@ -220,6 +220,8 @@ def start(text):
 def kill9(pbd):
     pbd.proc.send_signal(signal.SIGKILL)
     pbd.proc.wait(timeout=10)
+    log = open(pbd.log_path, errors="replace").read()
+    assert "Sanitizer" not in log, log[-20000:]  # what stop() would have caught by the exit status
 
 
 def all_gone(kube, names):
@@ -373,3 +375,23 @@ def test_invalid_and_permanent_failures_are_termed_and_max_deliver_is_counted(ku
     finally:
         assert pbd.stop() == 0
         pbd.cleanup()
+
+
+def test_a_restart_with_new_consumer_settings_updates_the_durable_consumer(kube, incluster, jsnats):
+    add_pods(kube, ["pod-a", "pod-b"])
+    first = start(config(incluster, jsnats))
+    publish_alerts(jsnats.port, [alert("pod-a")])
+    wait_until(lambda: kube.pod("default", "pod-a") is None, what="pod-a deleted")
+    assert first.stop() == 0
+    first.cleanup()
+    second = start(config(incluster, jsnats, ack_wait="5s", max_deliver=7))
+    try:
+        assert second.logged("jetstream consumer updated to the config")
+        cfg = consumer_info(jsnats.port)["config"]
+        assert cfg["ack_wait"] == 5 * 10**9 and cfg["max_deliver"] == 7 and cfg["filter_subject"] == "falco.>"
+        assert "backoff" not in cfg, "BackOff would replace ack_wait"
+        publish_alerts(jsnats.port, [alert("pod-b")])
+        wait_until(lambda: kube.pod("default", "pod-b") is None, what="pod-b deleted")
+    finally:
+        assert second.stop() == 0
+        second.cleanup()
