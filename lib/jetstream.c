@@ -29,6 +29,7 @@ struct js_consumer {
     struct workers *pool;
     pthread_mutex_t lock; /* guards current */
     struct dispatcher *current;
+    struct dispatcher *setup; /* whose config the fetching thread binds with (NATS was down), else NULL */
     pthread_t thread;
     bool started;
     atomic_bool stopping;
@@ -126,6 +127,30 @@ static int bind_consumer(struct js_consumer *c, const struct config_jetstream *c
         return js_error(err, "bind the durable consumer", s, code);
     log_kv(LOG_INFO, "subscribed", "stream", cfg->stream, "durable", cfg->durable, "subject", cfg->subject, NULL);
     return 0;
+}
+
+/* The stream (when create_stream says so) and the bound consumer. */
+static int set_up(struct js_consumer *c, const struct config_jetstream *cfg, struct error *err)
+{
+    if (cfg->create_stream && ensure_stream(c->js, cfg, err) != 0)
+        return -1;
+    return bind_consumer(c, cfg, err);
+}
+
+/* Started before NATS answered: the fetching thread binds once it can, trying every second. */
+static bool deferred_set_up(struct js_consumer *c, unsigned long *tries)
+{
+    struct error err;
+    if (set_up(c, &dispatcher_config(c->setup)->nats.js, &err) == 0) {
+        dispatcher_release(c->setup);
+        c->setup = NULL;
+        return true;
+    }
+    if ((*tries)++ % 10 == 0)
+        log_kv(LOG_WARN, "jetstream: cannot bind the consumer yet (retrying)", "error", err.msg, NULL);
+    for (int i = 0; i < 10 && !atomic_load(&c->stopping); i++)
+        usleep(100 * 1000);
+    return false;
 }
 
 static void term(natsMsg *msg, const char *why, const char *subject)
@@ -242,7 +267,10 @@ static void fetch_once(struct js_consumer *c, size_t room)
 static void *fetch_main(void *arg)
 {
     struct js_consumer *c = arg;
+    unsigned long tries = 0;
     while (!atomic_load(&c->stopping)) {
+        if (c->sub == NULL && !deferred_set_up(c, &tries))
+            continue;
         size_t room = workers_wait_room(c->pool, FETCH_WAIT_MS);
         if (room > 0 && !atomic_load(&c->stopping))
             fetch_once(c, room);
@@ -266,10 +294,13 @@ int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct 
     dispatcher_ref(d);
     natsStatus s = natsConnection_JetStream(&c->js, nats_link_connection(l), NULL);
     int rc = s == NATS_OK ? 0 : js_error(err, "context", s, 0);
-    if (rc == 0 && cfg->create_stream)
-        rc = ensure_stream(c->js, cfg, err);
-    if (rc == 0)
-        rc = bind_consumer(c, cfg, err);
+    if (rc == 0 && nats_link_connected(l)) {
+        rc = set_up(c, cfg, err); /* a config the server refuses stops the start */
+    } else if (rc == 0) {
+        c->setup = d;
+        dispatcher_ref(d);
+        log_kv(LOG_WARN, "jetstream: nats is not connected yet: the consumer is bound once it is", NULL);
+    }
     if (rc == 0 && pthread_create(&c->thread, NULL, fetch_main, c) != 0)
         rc = error_set(err, "jetstream: cannot start the fetching thread");
     c->started = rc == 0;
@@ -309,6 +340,7 @@ void jetstream_destroy(struct js_consumer *c)
         natsSubscription_Unsubscribe(c->sub); /* a durable consumer stays on the server */
     natsSubscription_Destroy(c->sub);
     jsCtx_Destroy(c->js);
+    dispatcher_release(c->setup);
     dispatcher_release(c->current);
     pthread_mutex_destroy(&c->lock);
     free(c);

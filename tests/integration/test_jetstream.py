@@ -395,3 +395,22 @@ def test_a_restart_with_new_consumer_settings_updates_the_durable_consumer(kube,
     finally:
         assert second.stop() == 0
         second.cleanup()
+
+
+def test_started_before_nats_server_binds_once_it_answers(kube, incluster):
+    server = NatsServer(jetstream=True, start=False)
+    try:
+        add_pods(kube, ["pod-late"])
+        pbd = Playbookd(config(incluster, server))
+        try:
+            pbd.wait_logged("jetstream: nats is not connected yet: the consumer is bound once it is")
+            assert pbd.proc.poll() is None
+            server.start()
+            pbd.wait_logged("subscribed", timeout=15)
+            publish_alerts(server.port, [alert("pod-late")])
+            wait_until(lambda: kube.pod("default", "pod-late") is None, what="pod-late deleted")
+        finally:
+            assert pbd.stop() == 0
+            pbd.cleanup()
+    finally:
+        server.stop()
