@@ -27,6 +27,7 @@ struct js_consumer {
     jsCtx *js;
     natsSubscription *sub;
     struct workers *pool;
+    struct nats_link *link;
     pthread_mutex_t lock; /* guards current */
     struct dispatcher *current;
     struct dispatcher *setup; /* whose config the fetching thread binds with (NATS was down), else NULL */
@@ -271,6 +272,10 @@ static void *fetch_main(void *arg)
     while (!atomic_load(&c->stopping)) {
         if (c->sub == NULL && !deferred_set_up(c, &tries))
             continue;
+        if (!nats_link_connected(c->link)) { /* a pull request sent now would wait in the reconnect buffer */
+            usleep(50 * 1000);
+            continue;
+        }
         size_t room = workers_wait_room(c->pool, FETCH_WAIT_MS);
         if (room > 0 && !atomic_load(&c->stopping))
             fetch_once(c, room);
@@ -287,6 +292,7 @@ int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct 
         return error_set(err, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     c->pool = pool;
+    c->link = l;
     c->max_deliver = cfg->max_deliver;
     c->n_backoff = cfg->n_backoff;
     memcpy(c->backoff_ms, cfg->backoff_ms, sizeof(c->backoff_ms));
