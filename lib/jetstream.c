@@ -3,7 +3,8 @@
  * consumer as many messages as the worker pool has room for, and hands each to the current dispatcher;
  * the worker that ends the alert acks, naks or terms the message (js_done). The consumer's AckWait is
  * ack_wait and it has no BackOff: the server would replace AckWait with BackOff[0]; our naks carry the
- * backoff delays instead.
+ * backoff delays instead. Its MaxAckPending is the server's default (1000): a replica holds at most
+ * that many unacknowledged alerts, whatever its queue_size.
  */
 #include "playbookd/jetstream.h"
 
@@ -26,8 +27,10 @@ struct js_consumer {
     jsCtx *js;
     natsSubscription *sub;
     struct workers *pool;
+    struct nats_link *link;
     pthread_mutex_t lock; /* guards current */
     struct dispatcher *current;
+    struct dispatcher *setup; /* whose config the fetching thread binds with (NATS was down), else NULL */
     pthread_t thread;
     bool started;
     atomic_bool stopping;
@@ -67,23 +70,88 @@ static int ensure_stream(jsCtx *js, const struct config_jetstream *cfg, struct e
     return 0;
 }
 
-/* Binds the durable pull consumer, creating it when it does not exist yet. */
+/* True when the consumer on the server differs from what cfg asks for in what we set. */
+static bool consumer_differs(const jsConsumerConfig *have, const jsConsumerConfig *want)
+{
+    return have->AckWait != want->AckWait || have->MaxDeliver != want->MaxDeliver || have->BackOffLen != 0 ||
+           have->AckPolicy != want->AckPolicy || have->FilterSubject == NULL ||
+           strcmp(have->FilterSubject, want->FilterSubject) != 0;
+}
+
+/*
+ * Creates the durable consumer, or brings the existing one to cfg: a restart with a new ack_wait or
+ * max_deliver updates it (js_PullSubscribe alone refuses to bind to a consumer configured otherwise).
+ * It has no BackOff, which would replace AckWait: our naks carry the backoff delays.
+ */
+static int ensure_consumer(jsCtx *js, const struct config_jetstream *cfg, struct error *err)
+{
+    jsConsumerConfig cc;
+    jsConsumerInfo *ci = NULL;
+    jsErrCode code = 0;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = cfg->durable;
+    cc.AckPolicy = js_AckExplicit;
+    cc.AckWait = (int64_t)cfg->ack_wait_ms * NS_PER_MS;
+    cc.MaxDeliver = cfg->max_deliver;
+    cc.FilterSubject = cfg->subject;
+    natsStatus s = js_GetConsumerInfo(&ci, js, cfg->stream, cfg->durable, NULL, &code);
+    const char *what = "look up the durable consumer";
+    if (s == NATS_NOT_FOUND) {
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        what = "create the durable consumer";
+        s = js_AddConsumer(&ci, js, cfg->stream, &cc, NULL, &code);
+    } else if (s == NATS_OK && consumer_differs(ci->Config, &cc)) {
+        jsConsumerInfo_Destroy(ci);
+        ci = NULL;
+        what = "update the durable consumer";
+        s = js_UpdateConsumer(&ci, js, cfg->stream, &cc, NULL, &code);
+        if (s == NATS_OK)
+            log_kv(LOG_INFO, "jetstream consumer updated to the config", "durable", cfg->durable, NULL);
+    }
+    jsConsumerInfo_Destroy(ci);
+    return s == NATS_OK ? 0 : js_error(err, what, s, code);
+}
+
+/* Binds a pull subscription to the durable consumer (made to match cfg first). */
 static int bind_consumer(struct js_consumer *c, const struct config_jetstream *cfg, struct error *err)
 {
     jsSubOptions so;
     jsErrCode code = 0;
+    if (ensure_consumer(c->js, cfg, err) != 0)
+        return -1;
     jsSubOptions_Init(&so);
     so.Stream = cfg->stream;
-    so.Config.Durable = cfg->durable;
-    so.Config.AckPolicy = js_AckExplicit;
-    so.Config.AckWait = (int64_t)cfg->ack_wait_ms * NS_PER_MS;
-    so.Config.MaxDeliver = cfg->max_deliver;
-    so.Config.MaxAckPending = -1; /* the pool's room bounds what is fetched */
+    so.Consumer = cfg->durable; /* bind: the consumer is checked, not created */
     natsStatus s = js_PullSubscribe(&c->sub, c->js, cfg->subject, cfg->durable, NULL, &so, &code);
     if (s != NATS_OK)
         return js_error(err, "bind the durable consumer", s, code);
     log_kv(LOG_INFO, "subscribed", "stream", cfg->stream, "durable", cfg->durable, "subject", cfg->subject, NULL);
     return 0;
+}
+
+/* The stream (when create_stream says so) and the bound consumer. */
+static int set_up(struct js_consumer *c, const struct config_jetstream *cfg, struct error *err)
+{
+    if (cfg->create_stream && ensure_stream(c->js, cfg, err) != 0)
+        return -1;
+    return bind_consumer(c, cfg, err);
+}
+
+/* Started before NATS answered: the fetching thread binds once it can, trying every second. */
+static bool deferred_set_up(struct js_consumer *c, unsigned long *tries)
+{
+    struct error err;
+    if (set_up(c, &dispatcher_config(c->setup)->nats.js, &err) == 0) {
+        dispatcher_release(c->setup);
+        c->setup = NULL;
+        return true;
+    }
+    if ((*tries)++ % 10 == 0)
+        log_kv(LOG_WARN, "jetstream: cannot bind the consumer yet (retrying)", "error", err.msg, NULL);
+    for (int i = 0; i < 10 && !atomic_load(&c->stopping); i++)
+        usleep(100 * 1000);
+    return false;
 }
 
 static void term(natsMsg *msg, const char *why, const char *subject)
@@ -157,18 +225,35 @@ static struct dispatcher *current_dispatcher(struct js_consumer *c)
     return d;
 }
 
+/*
+ * One pull request for at most batch messages: no_wait answers at once with what the stream holds (a 404
+ * status when it holds none); else the server keeps the request open for FETCH_WAIT_MS.
+ */
+static natsStatus pull(struct js_consumer *c, natsMsgList *list, size_t batch, bool no_wait)
+{
+    jsFetchRequest req;
+    jsFetchRequest_Init(&req);
+    req.Batch = (int)(batch < FETCH_MAX ? batch : FETCH_MAX);
+    req.Expires = (int64_t)FETCH_WAIT_MS * NS_PER_MS;
+    req.NoWait = no_wait;
+    return natsSubscription_FetchRequest(list, c->sub, &req);
+}
+
+/*
+ * Fetches what the pool has room for and hands it over. cnats waits for a whole batch until the request
+ * expires, so an idle consumer waits for one message only: the first alert after a quiet spell goes at
+ * once, and the next pull (no_wait) takes whatever came with it.
+ */
 static void fetch_once(struct js_consumer *c, size_t room)
 {
     natsMsgList list = {0};
-    jsErrCode code = 0;
-    jsFetchRequest req;
-    jsFetchRequest_Init(&req);
-    req.Batch = (int)(room < FETCH_MAX ? room : FETCH_MAX);
-    req.Expires = (int64_t)FETCH_WAIT_MS * NS_PER_MS;
-    natsStatus s = natsSubscription_FetchRequest(&list, c->sub, &req);
-    if (s != NATS_OK && s != NATS_TIMEOUT) {
+    natsStatus s = pull(c, &list, room, true);
+    if (s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
+        natsMsgList_Destroy(&list);
+        s = pull(c, &list, 1, false);
+    }
+    if (s != NATS_OK && s != NATS_TIMEOUT && s != NATS_NOT_FOUND) {
         log_throttled(&fetch_log, LOG_WARN, "jetstream fetch failed (retrying)", 1);
-        (void)code;
         usleep(200 * 1000);
     }
     struct dispatcher *d = list.Count > 0 ? current_dispatcher(c) : NULL;
@@ -183,7 +268,14 @@ static void fetch_once(struct js_consumer *c, size_t room)
 static void *fetch_main(void *arg)
 {
     struct js_consumer *c = arg;
+    unsigned long tries = 0;
     while (!atomic_load(&c->stopping)) {
+        if (c->sub == NULL && !deferred_set_up(c, &tries))
+            continue;
+        if (!nats_link_connected(c->link)) { /* a pull request sent now would wait in the reconnect buffer */
+            usleep(50 * 1000);
+            continue;
+        }
         size_t room = workers_wait_room(c->pool, FETCH_WAIT_MS);
         if (room > 0 && !atomic_load(&c->stopping))
             fetch_once(c, room);
@@ -200,6 +292,7 @@ int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct 
         return error_set(err, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
     c->pool = pool;
+    c->link = l;
     c->max_deliver = cfg->max_deliver;
     c->n_backoff = cfg->n_backoff;
     memcpy(c->backoff_ms, cfg->backoff_ms, sizeof(c->backoff_ms));
@@ -207,10 +300,13 @@ int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct 
     dispatcher_ref(d);
     natsStatus s = natsConnection_JetStream(&c->js, nats_link_connection(l), NULL);
     int rc = s == NATS_OK ? 0 : js_error(err, "context", s, 0);
-    if (rc == 0 && cfg->create_stream)
-        rc = ensure_stream(c->js, cfg, err);
-    if (rc == 0)
-        rc = bind_consumer(c, cfg, err);
+    if (rc == 0 && nats_link_connected(l)) {
+        rc = set_up(c, cfg, err); /* a config the server refuses stops the start */
+    } else if (rc == 0) {
+        c->setup = d;
+        dispatcher_ref(d);
+        log_kv(LOG_WARN, "jetstream: nats is not connected yet: the consumer is bound once it is", NULL);
+    }
     if (rc == 0 && pthread_create(&c->thread, NULL, fetch_main, c) != 0)
         rc = error_set(err, "jetstream: cannot start the fetching thread");
     c->started = rc == 0;
@@ -250,6 +346,7 @@ void jetstream_destroy(struct js_consumer *c)
         natsSubscription_Unsubscribe(c->sub); /* a durable consumer stays on the server */
     natsSubscription_Destroy(c->sub);
     jsCtx_Destroy(c->js);
+    dispatcher_release(c->setup);
     dispatcher_release(c->current);
     pthread_mutex_destroy(&c->lock);
     free(c);

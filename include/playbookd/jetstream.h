@@ -19,7 +19,8 @@ struct workers;
 
 /*
  * Creates the stream when create_stream says so, binds (or creates) the durable consumer and starts the
- * fetching thread: each alert is handed to pool by d (a reference is taken). Works on after reconnects.
+ * fetching thread: each alert is handed to pool by d (a reference is taken). Works on after reconnects;
+ * started before NATS answers, the thread binds once it can.
  */
 int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct config_jetstream *cfg,
                     struct dispatcher *d, struct workers *pool, struct error *err);
