@@ -193,7 +193,9 @@ static void note_failure(struct forwarder *fw, enum log_level level, const char 
     fw->failing = true;
     const char *detail = nats_GetLastError(NULL);
     log_kv(level, msg, "subject", subject, "error", natsStatus_GetText(s), "detail",
-           detail != NULL && *detail ? detail : NULL, NULL);
+           detail != NULL && *detail ? detail : NULL, "hint",
+           s == NATS_NO_RESPONDERS ? "no JetStream stream captures the subject, or JetStream is not ready yet" : NULL,
+           NULL);
 }
 
 static void note_success(struct forwarder *fw)
