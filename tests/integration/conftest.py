@@ -1,4 +1,5 @@
-"""conftest.py: pytest fixtures for the integration tests: a real nats-server and a fake Slack."""
+"""conftest.py: pytest fixtures for the integration tests: a real nats-server, a fake Slack, and the
+in-cluster environment of a pod for the fake API server (each test module defines its own `kube`)."""
 
 import pytest
 
@@ -25,3 +26,15 @@ def slack():
     receiver = FakeSlack()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture
+def incluster(kube, tmp_path, monkeypatch):
+    """The in-cluster environment a pod sees: service host/port and the service account files."""
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    kube.write_service_account(str(sa))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    return str(sa)

@@ -148,18 +148,6 @@ def kube(tmp_path):
 
 
 @pytest.fixture
-def incluster(kube, tmp_path, monkeypatch):
-    """The in-cluster environment a pod sees: service host/port and the service account files."""
-    sa = tmp_path / "sa"
-    sa.mkdir()
-    kube.write_service_account(str(sa))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    return str(sa)
-
-
-@pytest.fixture
 def jsnats():
     server = NatsServer(jetstream=True)
     yield server

@@ -28,18 +28,6 @@ def kube(tmp_path):
     fake.stop()
 
 
-@pytest.fixture
-def incluster(kube, tmp_path, monkeypatch):
-    """The in-cluster environment a pod sees: service host/port and the service account files."""
-    sa = tmp_path / "sa"
-    sa.mkdir()
-    kube.write_service_account(str(sa))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    return str(sa)
-
-
 def alert(pod="web-0", ns="default", uid=UID, rule="Terminal shell in container", priority="Notice", **extra):
     fields = {"container.id": "ee97d9c4186f", "k8s.ns.name": ns, "k8s.pod.name": pod, "proc.cmdline": "sh -i"}
     if uid is not None:

@@ -25,17 +25,6 @@ def kube(tmp_path):
     fake.stop()
 
 
-@pytest.fixture
-def incluster(kube, tmp_path, monkeypatch):
-    sa = tmp_path / "sa"
-    sa.mkdir()
-    kube.write_service_account(str(sa))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    return str(sa)
-
-
 def alert(pod, ns="default", rule="Terminal shell in container", priority="Notice", n=0):
     return json.dumps({"rule": rule, "priority": priority, "time": f"2026-11-23T03:00:{n % 60:02d}.{n:09d}Z",
                        "hostname": "node-1", "source": "syscall", "output": f"A shell was spawned in {ns}/{pod}",
