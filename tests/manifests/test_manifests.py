@@ -368,7 +368,7 @@ def assert_restricted(c, where):
 def test_deployment_resources():
     c = container(find("Deployment", "playbookd"), "playbookd")
     assert c["resources"] == {
-        "requests": {"cpu": "50m", "memory": "32Mi"},
+        "requests": {"cpu": "50m", "memory": "48Mi"},
         "limits": {"cpu": "500m", "memory": "64Mi"},
     }
 
