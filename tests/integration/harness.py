@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -102,32 +103,82 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class NatsPublisher:
-    """Publishes with the plain NATS protocol; every publish is confirmed by a PING/PONG round trip."""
+class NoResponders(Exception):
+    """A request that no service answered (JetStream not enabled, or not ready yet after a restart)."""
+
+
+class NatsClient:
+    """The plain NATS protocol: publishes confirmed by a PING/PONG round trip, and request/reply for the
+    JetStream API (headers understood, replies on one inbox subscription)."""
 
     def __init__(self, port, token=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.buf = b""
+        self.inbox = None
+        self.requests = self.sids = 0
         self._line()  # INFO
-        connect = {"verbose": False, "pedantic": False, "name": "test-publisher"}
+        connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "name": "test"}
         if token:
             connect["auth_token"] = token
-        self.sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
+        self._send(b"CONNECT " + json.dumps(connect).encode())
+
+    def _send(self, data):
+        self.sock.sendall(data + b"\r\n")
+
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("nats-server closed the connection")
+        self.buf += chunk
 
     def _line(self):
         while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("nats-server closed the connection")
-            self.buf += chunk
+            self._fill()
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
-    def publish(self, subject, payload):
-        if isinstance(payload, str):
-            payload = payload.encode()
-        self.sock.sendall(b"PUB %s %d\r\n" % (subject.encode(), len(payload)) + payload + b"\r\n")
+    def _payload(self, n):
+        while len(self.buf) < n + 2:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _next(self, until_pong=False):
+        """The next message as (subject, headers, payload), or None at a PONG when until_pong."""
+        while True:
+            line = self._line()
+            op, *args = line.split() or [b""]
+            if op == b"PING":
+                self._send(b"PONG")
+            elif op == b"PONG" and until_pong:
+                return None
+            elif op == b"MSG":
+                return args[0].decode(), b"", self._payload(int(args[-1]))
+            elif op == b"HMSG":
+                data = self._payload(int(args[-1]))
+                return args[0].decode(), data[:int(args[-2])], data[int(args[-2]):]
+            elif op == b"-ERR":
+                raise RuntimeError(line.decode())
+
+    def subscribe(self, subject):
+        """Subscribes (confirmed); messages then come from next_message."""
+        self.sids += 1
+        self._send(b"SUB %s %d" % (subject.encode(), self.sids))
         self.flush()
+        return self.sids
+
+    def next_message(self):
+        """(subject, headers, payload) of the next message."""
+        return self._next()
+
+    def flush(self):
+        """A PING/PONG round trip: what was sent before is in effect (late replies are passed over)."""
+        self._send(b"PING")
+        while self._next(until_pong=True) is not None:
+            pass
+
+    def publish(self, subject, payload):
+        self.publish_many([(subject, payload)])
 
     def publish_many(self, messages, batch=500):
         """Publishes (subject, payload) pairs in batches, one round trip per batch: a flood."""
@@ -144,17 +195,34 @@ class NatsPublisher:
             self.sock.sendall(b"".join(chunk))
         self.flush()
 
-    def flush(self):
-        self.sock.sendall(b"PING\r\n")
+    def request(self, subject, body=None):
+        """The JSON reply to a request; body is sent as JSON (None: empty)."""
+        if self.inbox is None:
+            self.inbox = "_INBOX." + uuid.uuid4().hex
+            self.subscribe(self.inbox + ".*")
+        self.requests += 1
+        reply = f"{self.inbox}.{self.requests}"
+        payload = b"" if body is None else json.dumps(body).encode()
+        self._send(b"PUB %s %s %d\r\n" % (subject.encode(), reply.encode(), len(payload)) + payload)
         while True:
-            line = self._line()
-            if line == b"PONG":
-                return
-            if line.startswith(b"-ERR"):
-                raise RuntimeError(line.decode())
+            got, headers, data = self._next()
+            if got == reply:
+                break
+        if headers.startswith(b"NATS/1.0 503") or not data:
+            raise NoResponders(subject)
+        return json.loads(data)
 
     def close(self):
         self.sock.close()
+
+
+def js_request(port, subject, body=None):
+    """One JetStream API request on a connection of its own."""
+    client = NatsClient(port)
+    try:
+        return client.request(subject, body)
+    finally:
+        client.close()
 
 
 class FakeSlack:

@@ -2,7 +2,7 @@
 forever (logging disconnects and reconnects) and still handles alerts, authenticates with a token without
 logging it, and shares alerts in a queue group."""
 
-from harness import NatsPublisher, NatsServer, Playbookd, free_port, sample_lines, wait_until
+from harness import NatsClient, NatsServer, Playbookd, free_port, sample_lines, wait_until
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
 
@@ -27,7 +27,7 @@ def test_starts_before_nats_and_survives_a_restart(slack):
         assert pbd.proc.poll() is None
         server.start()
         wait_until(lambda: pbd.logged("ready"), timeout=15, what="ready after the server came up")
-        pub = NatsPublisher(server.port)
+        pub = NatsClient(server.port)
         pub.publish(SUBJECT, sample_lines()[1])
         wait_until(lambda: len(slack.received("/notify")) == 1, what="first alert")
         pub.close()
@@ -36,7 +36,7 @@ def test_starts_before_nats_and_survives_a_restart(slack):
         wait_until(lambda: pbd.logged("nats disconnected"), what="disconnect log")
         server.start()
         wait_until(lambda: pbd.logged("nats reconnected"), timeout=15, what="reconnect log")
-        pub = NatsPublisher(server.port)
+        pub = NatsClient(server.port)
         pub.publish(SUBJECT, sample_lines()[2])
         wait_until(lambda: len(slack.received("/notify")) == 2, what="alert after the reconnect")
         pub.close()
@@ -52,7 +52,7 @@ def test_token_authentication_and_the_token_is_never_logged(slack, monkeypatch):
     pbd = Playbookd(config(server.url, slack, "  token: ${NATS_TOKEN}"))
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(server.port, token="s3cr3t-t0ken")
+        pub = NatsClient(server.port, token="s3cr3t-t0ken")
         pub.publish(SUBJECT, sample_lines()[1])
         wait_until(lambda: len(slack.received("/notify")) == 1, what="alert through an authenticated server")
         pub.close()
@@ -86,7 +86,7 @@ def test_queue_group_shares_alerts_between_replicas(nats, slack):
     try:
         for r in replicas:
             r.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         lines = sample_lines()
         for _ in range(3):
             for raw in lines:
@@ -121,7 +121,7 @@ topics:
     pbd = Playbookd(text)
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         for _ in range(30):
             pub.publish(SUBJECT, sample_lines()[1])
         wait_until(lambda: len(slack.received("/notify")) >= 30 and len(slack.received("/audit")) >= 30,

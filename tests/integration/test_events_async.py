@@ -8,7 +8,7 @@ import re
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsPublisher, Playbookd, http_get, run_playbookd, wait_until
+from harness import NatsClient, Playbookd, http_get, run_playbookd, wait_until
 
 UID = "6f1c1e8a-0000-4000-8000-000000000001"
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -68,7 +68,7 @@ def test_a_slow_event_does_not_delay_the_action(kube, sa, nats):
     try:
         pbd.wait_ready()
         port = int(pbd.wait_logged("http listening")[0]["port"])
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(SUBJECT, alert())
         (action,) = pbd.wait_logged("action")
         assert action["outcome"] == "ok" and kube.pod("default", "web-0") is None
@@ -91,7 +91,7 @@ def test_a_failed_event_is_counted_and_logged_and_the_action_is_ok(kube, sa, nat
     try:
         pbd.wait_ready()
         port = int(pbd.wait_logged("http listening")[0]["port"])
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(SUBJECT, alert())
         (action,) = pbd.wait_logged("action")
         assert action["outcome"] == "ok" and kube.pod("default", "web-0") is None

@@ -2,7 +2,7 @@
 --jetstream every line reaches the stream exactly once although NATS is killed and restarted while lines
 flow; SIGTERM while NATS is down exits promptly and counts the lines not delivered, never as published;
 SIGTERM under a writer that keeps the pipe full is noticed. The stream is read back through the JetStream
-API over the plain NATS protocol (NatsClient below)."""
+API over the plain NATS protocol (harness.NatsClient)."""
 
 import array
 import base64
@@ -10,100 +10,15 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import termios
 import threading
 import time
-import uuid
 
 import pytest
 
-from harness import FalcoNats, NatsServer, sample_lines, wait_until
+from harness import FalcoNats, NatsClient, NatsServer, NoResponders, sample_lines, wait_until
 
 MODES = {"core": (), "jetstream": ("--jetstream",)}
-
-
-class NoResponders(Exception):
-    pass
-
-
-class NatsClient:
-    """The plain NATS protocol: subscriptions and request/reply (the JetStream API), headers understood."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.sids = 0
-        self.inbox = "_INBOX." + uuid.uuid4().hex
-        self._line()  # INFO
-        connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "name": "test"}
-        self._send(b"CONNECT " + json.dumps(connect).encode())
-        self.subscribe(self.inbox + ".*")
-        self.requests = 0
-
-    def _send(self, data):
-        self.sock.sendall(data + b"\r\n")
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("nats-server closed the connection")
-        self.buf += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _payload(self, n):
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def subscribe(self, subject):
-        self.sids += 1
-        self._send(b"SUB %s %d" % (subject.encode(), self.sids))
-        self.flush()
-        return self.sids
-
-    def flush(self):
-        """A PING/PONG round trip: what was sent before is in effect (no message may arrive meanwhile)."""
-        self._send(b"PING")
-        while (line := self._line()) != b"PONG":
-            assert not line.startswith((b"MSG", b"HMSG", b"-ERR")), line
-
-    def next_message(self):
-        """(subject, headers, payload) of the next message."""
-        while True:
-            line = self._line()
-            op, *args = line.split()
-            if op == b"PING":
-                self._send(b"PONG")
-            elif op == b"MSG":
-                return args[0].decode(), b"", self._payload(int(args[-1]))
-            elif op == b"HMSG":
-                data = self._payload(int(args[-1]))
-                return args[0].decode(), data[:int(args[-2])], data[int(args[-2]):]
-            elif op == b"-ERR":
-                raise RuntimeError(line.decode())
-
-    def request(self, subject, body=None):
-        self.requests += 1
-        reply = f"{self.inbox}.{self.requests}"
-        payload = b"" if body is None else json.dumps(body).encode()
-        self._send(b"PUB %s %s %d\r\n" % (subject.encode(), reply.encode(), len(payload)) + payload)
-        while True:
-            got, headers, data = self.next_message()
-            if got == reply:
-                break
-        if headers.startswith(b"NATS/1.0 503"):
-            raise NoResponders(subject)
-        return json.loads(data)
-
-    def close(self):
-        self.sock.close()
 
 
 def create_stream(port):

@@ -5,109 +5,21 @@ redelivery, and the alerts that must not come back: invalid ones and permanent f
 max_deliver exhaustion (logged and counted)."""
 
 import json
-import os
 import re
 import signal
-import socket
 import time
 
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsServer, Playbookd, http_get, wait_until
+from harness import NatsClient, NatsServer, Playbookd, http_get, js_request, wait_until
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
 STREAM = "FALCO"
 DURABLE = "playbookd"
 
 
-# -- a tiny NATS client: publish in bulk, and request/reply for the JetStream API ----------------------
-
-class NatsClient:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.sid = 0
-        self._line()  # INFO
-        self.sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\n')
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("nats-server closed the connection")
-        self.buf += chunk
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _payload(self, n):
-        while len(self.buf) < n + 2:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n + 2:]
-        return data
-
-    def publish_many(self, items):
-        """items: (subject, payload) pairs, sent in one go and confirmed by one PING/PONG."""
-        out = bytearray()
-        for subject, payload in items:
-            payload = payload.encode() if isinstance(payload, str) else payload
-            out += b"PUB %s %d\r\n" % (subject.encode(), len(payload)) + payload + b"\r\n"
-        self.sock.sendall(bytes(out))
-        self.flush()
-
-    def flush(self):
-        self.sock.sendall(b"PING\r\n")
-        while True:
-            line = self._line()
-            if line == b"PONG":
-                return
-            if line.startswith(b"-ERR"):
-                raise RuntimeError(line.decode())
-
-    def request(self, subject, payload=b"", timeout=5):
-        """The JSON reply to a request (the JetStream API answers every request)."""
-        self.sid += 1
-        inbox = f"_INBOX.test.{self.sid}"
-        payload = payload.encode() if isinstance(payload, str) else payload
-        self.sock.sendall(b"SUB %s %d\r\nPUB %s %s %d\r\n" % (inbox.encode(), self.sid, subject.encode(),
-                                                                inbox.encode(), len(payload)) + payload + b"\r\n")
-        self.sock.settimeout(timeout)
-        try:
-            while True:
-                line = self._line()
-                if line == b"PING":
-                    self.sock.sendall(b"PONG\r\n")
-                elif line.startswith(b"-ERR"):
-                    raise RuntimeError(line.decode())
-                elif line.startswith(b"MSG ") or line.startswith(b"HMSG "):
-                    parts = line.split()
-                    data = self._payload(int(parts[-1]))
-                    if int(parts[2]) != self.sid:
-                        continue
-                    if line.startswith(b"HMSG "):
-                        hdr_len = int(parts[-2])
-                        status, data = data[:hdr_len], data[hdr_len:]
-                        if not data:
-                            raise RuntimeError(f"no answer to {subject}: {status!r}")
-                    self.sock.sendall(b"UNSUB %d\r\n" % self.sid)
-                    return json.loads(data)
-        finally:
-            self.sock.settimeout(10)
-
-    def close(self):
-        self.sock.close()
-
-
-def js_request(port, subject, body=None):
-    client = NatsClient(port)
-    try:
-        return client.request(subject, json.dumps(body) if body is not None else b"")
-    finally:
-        client.close()
-
+# -- the stream, through the JetStream API ------------------------------------------------------------
 
 def create_stream(port):
     reply = js_request(port, f"$JS.API.STREAM.CREATE.{STREAM}",

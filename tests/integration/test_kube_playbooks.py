@@ -9,7 +9,7 @@ import os
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsPublisher, Playbookd, run_playbookd, wait_until
+from harness import NatsClient, Playbookd, run_playbookd, wait_until
 
 UID = "6f1c1e8a-0000-4000-8000-000000000001"
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -77,7 +77,7 @@ def test_each_playbook_through_nats(kube, incluster, nats, slack):
     pbd = Playbookd(text)
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(SUBJECT, alert())
         wait_until(lambda: len(pbd.logged("action")) == 4, what="four actions")
         outcomes = {a["playbook"]: (a["outcome"], a.get("target")) for a in pbd.logged("action")}
@@ -125,7 +125,7 @@ def test_isolate_through_nats_labels_the_pod(kube, incluster, nats):
     pbd = Playbookd(config(incluster, ALL, f"  {SUBJECT}: [cut-off]", nats=nats))
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(SUBJECT, alert())
         pub.publish(SUBJECT, alert(pod="cart-7d9f", ns="shop", uid=None))
         wait_until(lambda: len(pbd.logged("action")) == 2, what="two isolations")
@@ -397,7 +397,7 @@ def test_the_rotated_token_is_used_at_once(kube, incluster, nats):
     pbd = Playbookd(text)
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(SUBJECT, alert(pod="cart-7d9f", ns="shop", uid=None))
         wait_until(lambda: len(pbd.logged("action")) == 1, what="first delete")
         old = kube.token

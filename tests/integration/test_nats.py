@@ -5,7 +5,7 @@ survived."""
 import json
 from collections import Counter
 
-from harness import NatsPublisher, Playbookd, falco_subject, sample_lines, wait_until
+from harness import NatsClient, Playbookd, falco_subject, sample_lines, wait_until
 
 TERMINAL_SHELL = "falco.notice.terminal_shell_in_container"
 
@@ -45,7 +45,7 @@ def test_sample_alerts_reach_each_mapped_playbook_once(nats, slack):
     pbd = start(nats, slack)
     try:
         alerts = [json.loads(line) for line in sample_lines()]
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         for raw, alert in zip(sample_lines(), alerts):
             pub.publish(falco_subject(alert), raw)
         shells = [a for a in alerts if falco_subject(a) == TERMINAL_SHELL]
@@ -100,7 +100,7 @@ def test_attacker_text_cannot_mention_or_link(nats, slack):
             "output_fields": {"k8s.ns.name": "default", "k8s.pod.name": "<!everyone>", "container.id": None,
                               "proc.tty": 34816, "evt.is_ok": True},
         }
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(TERMINAL_SHELL, json.dumps(evil))
         wait_until(lambda: len(slack.received("/notify")) == 1 and len(slack.received("/audit")) == 1,
                    what="posts")
@@ -138,7 +138,7 @@ BAD_INPUTS = [
 def test_bad_input_is_logged_counted_and_survived(nats, slack):
     pbd = start(nats, slack)
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         for _, payload, _ in BAD_INPUTS:
             pub.publish(TERMINAL_SHELL, payload)
         wait_until(lambda: len(pbd.logged("rejected")) >= len(BAD_INPUTS), what="rejections")
@@ -166,7 +166,7 @@ def test_failing_webhook_is_retried_then_failed_and_next_alert_goes_on(nats, sla
     slack.statuses["/notify"] = [429, 200]  # once, then fine
     pbd = start(nats, slack)
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(TERMINAL_SHELL, sample_lines()[1])
         wait_until(lambda: len(pbd.logged("action")) == 2, what="two actions")
         by_playbook = {a["playbook"]: a for a in pbd.logged("action")}
@@ -188,7 +188,7 @@ def test_failing_webhook_is_retried_then_failed_and_next_alert_goes_on(nats, sla
 def test_webhook_url_never_logged(nats, slack):
     pbd = start(nats, slack)
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish(TERMINAL_SHELL, sample_lines()[1])
         wait_until(lambda: len(pbd.logged("action")) == 2, what="actions")
         pub.close()

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from harness import (FalcoNats, NatsPublisher, NatsServer, Playbookd, falco_subject, free_port, http_get,
+from harness import (FalcoNats, NatsClient, NatsServer, Playbookd, falco_subject, free_port, http_get,
                      sample_lines, wait_until)
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -126,7 +126,7 @@ def test_health_readiness_and_metrics(slack):
         assert "# TYPE playbookd_action_duration_seconds histogram" in text
 
         slack.statuses["/notify"] = [200, 500, 500]
-        pub = NatsPublisher(server.port)
+        pub = NatsClient(server.port)
         pub.publish(SUBJECT, sample_lines()[1])
         pub.publish(SUBJECT, sample_lines()[2])
         pub.publish(SUBJECT, b"not json")
@@ -159,7 +159,7 @@ def test_sigterm_during_a_burst_finishes_what_it_started(nats, slack):
     pbd = Playbookd(slack_config(nats.url, slack))
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         for _ in range(4):
             for line in sample_lines():
                 pub.publish(SUBJECT, line)
@@ -187,7 +187,7 @@ def test_at_the_drain_deadline_what_is_left_is_dropped_and_counted(nats, slack):
         "retry: {attempts: 2, initial_backoff_ms: 10}", "retry: {attempts: 10, initial_backoff_ms: 2000}"))
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         for line in sample_lines()[:20]:
             pub.publish(SUBJECT, line)
         wait_until(lambda: len(slack.received("/notify")) >= 1, what="the first action under way")
@@ -210,7 +210,7 @@ def test_sighup_with_a_broken_config_keeps_the_old_one_and_a_good_one_replaces_i
     pbd = Playbookd(slack_config(nats.url, slack))
     try:
         pbd.wait_ready()
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         with open(pbd.config, "w") as f:
             f.write("playbooks: {notify: {type: slack}}\ntopics: {")  # broken YAML
         pbd.proc.send_signal(signal.SIGHUP)

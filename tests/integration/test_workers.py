@@ -11,7 +11,7 @@ import time
 import pytest
 
 from fake_kube import FakeKube
-from harness import RELEASE_PLAYBOOKD, NatsPublisher, Playbookd, http_get, run_playbookd, wait_until
+from harness import RELEASE_PLAYBOOKD, NatsClient, Playbookd, http_get, run_playbookd, wait_until
 
 SHELL = "falco.notice.terminal_shell_in_container"
 NOISE = "falco.warning.read_sensitive_file_untrusted"
@@ -67,7 +67,7 @@ def test_alerts_about_one_pod_are_acted_on_in_order(kube, incluster, nats):
     pbd = started(config(nats, incluster, "  cut-off: {type: isolate-pod}\n  kill: {type: delete-pod}",
                          f"  {SHELL}: [cut-off]\n  falco.critical.*: [kill]"))
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many([(SHELL, alert(p, n=i)) for i, p in enumerate(pods)] +
                          [("falco.critical.drop_and_execute", alert(p, rule="Drop and execute", n=i))
                           for i, p in enumerate(pods)])
@@ -90,7 +90,7 @@ def test_a_noisy_pattern_does_not_hold_back_a_delete(kube, incluster, nats, slac
                                           "  kill: {type: delete-pod, grace_period_seconds: 0}",
                          f"  falco.*.*: [notify]\n  {SHELL}: [kill]"))
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many([(NOISE, alert(f"noisy-{i % 500}", ns="batch", rule="Read sensitive file untrusted",
                                         priority="Warning", n=i)) for i in range(3000)])
         sent = time.monotonic()
@@ -114,7 +114,7 @@ def test_a_storm_becomes_one_action_with_cooldown(kube, incluster, nats, slack):
                          f"  {SHELL}: [kill, notify]", extra="http: {listen: '127.0.0.1:0'}"))
     try:
         port = int(pbd.wait_logged("http listening")[0]["port"])
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many([(SHELL, alert("web-0"))] * 10000)
         text = wait_until(lambda: (t := http_get(port, "/metrics")[1]) and
                           metric(t, "playbookd_cooldown_skipped_total") >= 19998 and t, timeout=60,
@@ -137,7 +137,7 @@ topics:
   {SHELL}: [notify]
 """)
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many([(SHELL, alert("web-0"))] * 50)
         wait_until(lambda: len(pbd.logged("action")) >= 1, what="the first post")
         time.sleep(1.2)
@@ -165,7 +165,7 @@ def test_a_flood_stays_within_the_pending_limits_and_drops_are_counted(kube, inc
                   .replace(f"nats: {{servers: [{nats.url}]}}\n", "", 1), binary=binary)
     try:
         port = int(pbd.wait_logged("http listening")[0]["port"])
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many(((SHELL, alert(f"pod-{i}", n=i)) for i in range(100000)), batch=2000)
         text = wait_until(lambda: (t := http_get(port, "/metrics")[1]) and
                           metric(t, 'playbookd_alerts_dropped_total{reason="slow_consumer"}') > 0 and t,
@@ -200,7 +200,7 @@ topics:
 """
     pbd = started(text)
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many([(SHELL, alert(f"pod-{i}", n=i)) for i in range(200)])
         wait_until(lambda: len(slack.received("/n")) >= 10, what="the backlog under way")
         with open(pbd.config, "w") as f:
@@ -257,7 +257,7 @@ def test_workers_keep_many_requests_in_flight(kube, incluster, nats):
     kube.add_fault(method="DELETE", delay=0.2, times=None)
     pbd = started(config(nats, incluster, "  kill: {type: delete-pod}", f"  {SHELL}: [kill]"))
     try:
-        pub = NatsPublisher(nats.port)
+        pub = NatsClient(nats.port)
         pub.publish_many([(SHELL, alert(p, n=i)) for i, p in enumerate(pods)])
         wait_until(lambda: len(pbd.logged("action")) == 64, timeout=30, what="64 actions")
         assert all(a["outcome"] == "ok" for a in pbd.logged("action"))
