@@ -1,10 +1,10 @@
 /*
  * jetstream.c: the at-least-once input (cnats JetStream). One thread fetches from a durable pull
- * consumer as many messages as the worker pool has room for, and hands each to the current dispatcher;
- * the worker that ends the alert acks, naks or terms the message (js_done). The consumer's AckWait is
- * ack_wait and it has no BackOff: the server would replace AckWait with BackOff[0]; our naks carry the
- * backoff delays instead. Its MaxAckPending is the server's default (1000): a replica holds at most
- * that many unacknowledged alerts, whatever its queue_size.
+ * consumer as many messages as the workers can take (a window of twice their number in hand), and
+ * hands each to the current dispatcher; the worker that ends the alert acks, naks or terms the message
+ * (js_done). The consumer's AckWait is ack_wait and it has no BackOff: the server would replace AckWait
+ * with BackOff[0]; our naks carry the backoff delays instead. Its MaxAckPending is the server's default
+ * (1000), more than any replica's window.
  */
 #include "playbookd/jetstream.h"
 
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "playbookd/log.h"
@@ -28,8 +29,10 @@ struct js_consumer {
     natsSubscription *sub;
     struct workers *pool;
     struct nats_link *link;
-    pthread_mutex_t lock; /* guards current */
+    pthread_mutex_t lock; /* guards current and in_hand */
+    pthread_cond_t settled;
     struct dispatcher *current;
+    size_t in_hand, window;   /* alerts fetched and not yet settled, and how many may be */
     struct dispatcher *setup; /* whose config the fetching thread binds with (NATS was down), else NULL */
     pthread_t thread;
     bool started;
@@ -193,6 +196,10 @@ static void js_done(void *arg, enum dispatch_status status, const char *subject)
     }
     natsMsg_Destroy(m->msg);
     free(m);
+    pthread_mutex_lock(&c->lock);
+    c->in_hand--;
+    pthread_cond_signal(&c->settled);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void js_progress(void *arg)
@@ -209,6 +216,9 @@ static void hand_over(struct js_consumer *c, struct dispatcher *d, natsMsg *msg)
         natsMsg_Destroy(msg);
         return;
     }
+    pthread_mutex_lock(&c->lock);
+    c->in_hand++; /* js_done gives it back */
+    pthread_mutex_unlock(&c->lock);
     m->c = c;
     m->msg = msg;
     struct delivery dl = {.done = js_done, .progress = js_progress, .arg = m};
@@ -265,6 +275,26 @@ static void fetch_once(struct js_consumer *c, size_t room)
     natsMsgList_Destroy(&list);
 }
 
+/*
+ * How many more alerts may be fetched, after waiting up to timeout_ms for any: at most `window` are in
+ * hand at once, so a fetched alert soon reaches a worker and its ack_wait is not spent in the queue.
+ */
+static size_t wait_room(struct js_consumer *c, long timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_nsec += timeout_ms * 1000000L;
+    deadline.tv_sec += deadline.tv_nsec / 1000000000L;
+    deadline.tv_nsec %= 1000000000L;
+    pthread_mutex_lock(&c->lock);
+    while (c->in_hand >= c->window && !atomic_load(&c->stopping))
+        if (pthread_cond_timedwait(&c->settled, &c->lock, &deadline) != 0)
+            break;
+    size_t room = c->in_hand < c->window ? c->window - c->in_hand : 0;
+    pthread_mutex_unlock(&c->lock);
+    return room;
+}
+
 static void *fetch_main(void *arg)
 {
     struct js_consumer *c = arg;
@@ -276,7 +306,7 @@ static void *fetch_main(void *arg)
             usleep(50 * 1000);
             continue;
         }
-        size_t room = workers_wait_room(c->pool, FETCH_WAIT_MS);
+        size_t room = wait_room(c, FETCH_WAIT_MS);
         if (room > 0 && !atomic_load(&c->stopping))
             fetch_once(c, room);
     }
@@ -284,14 +314,16 @@ static void *fetch_main(void *arg)
 }
 
 int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct config_jetstream *cfg,
-                    struct dispatcher *d, struct workers *pool, struct error *err)
+                    struct dispatcher *d, struct workers *pool, size_t window, struct error *err)
 {
     struct js_consumer *c = calloc(1, sizeof(*c));
     *out = NULL;
     if (c == NULL)
         return error_set(err, "out of memory");
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->settled, NULL);
     c->pool = pool;
+    c->window = window;
     c->link = l;
     c->max_deliver = cfg->max_deliver;
     c->n_backoff = cfg->n_backoff;
@@ -348,6 +380,7 @@ void jetstream_destroy(struct js_consumer *c)
     jsCtx_Destroy(c->js);
     dispatcher_release(c->setup);
     dispatcher_release(c->current);
+    pthread_cond_destroy(&c->settled);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }

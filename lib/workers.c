@@ -171,28 +171,6 @@ int workers_submit(struct workers *p, struct work *w)
     return 0;
 }
 
-static struct timespec deadline_after(long ms);
-
-size_t workers_wait_room(struct workers *p, long timeout_ms)
-{
-    struct timespec deadline = deadline_after(timeout_ms);
-    pthread_mutex_lock(&p->lock);
-    while (!p->stopping && p->queued >= p->capacity)
-        if (pthread_cond_timedwait(&p->room, &p->lock, &deadline) != 0)
-            break;
-    size_t room = p->stopping || p->queued >= p->capacity ? 0 : p->capacity - p->queued;
-    pthread_mutex_unlock(&p->lock);
-    return room;
-}
-
-size_t workers_busy(struct workers *p)
-{
-    pthread_mutex_lock(&p->lock);
-    size_t busy = p->queued + p->running;
-    pthread_mutex_unlock(&p->lock);
-    return busy;
-}
-
 static struct timespec deadline_after(long ms)
 {
     struct timespec ts;

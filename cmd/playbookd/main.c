@@ -282,7 +282,8 @@ static int start_input(struct daemon *dm, struct error *err)
 {
     const struct config *cfg = dispatcher_config(dm->current);
     if (cfg->nats.js.stream != NULL)
-        return jetstream_start(&dm->js, dm->link, &cfg->nats.js, dm->current, dm->pool, err);
+        return jetstream_start(&dm->js, dm->link, &cfg->nats.js, dm->current, dm->pool, 2 * (size_t)cfg->workers,
+                               err); /* fetched alerts reach a worker soon: their ack_wait is not spent queued */
     return nats_subscribe(&dm->subs, dm->link, dm->current, dm->pool, err);
 }
 
@@ -344,9 +345,10 @@ static int run_daemon(struct config *cfg, struct cooldown *cooldown, const struc
     }
     if (rc == 0)
         log_kv(LOG_INFO, "stopping: draining the input", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
+    long flush_ms = dm.js != NULL ? 5000 : 0; /* JetStream's last acks; core NATS sends nothing */
     stop(&dm);
     httpd_stop(http);
-    nats_link_destroy(dm.link, 5000);
+    nats_link_destroy(dm.link, flush_ms);
     dispatcher_release(dm.current);
     return rc == 0 ? 0 : 1;
 }

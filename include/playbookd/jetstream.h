@@ -1,6 +1,6 @@
 /*
  * jetstream.h: at-least-once input. A durable pull consumer (explicit ack) on the alerts' stream, shared
- * by every replica, fetches only as many alerts as the worker pool can take. An alert is acknowledged
+ * by every replica, fetches only as many alerts as the workers can take. An alert is acknowledged
  * when every playbook reached a final outcome: all ok/dry-run/skipped: Ack; a transient failure left
  * after the in-process retries: Nak with the next backoff delay; a permanent failure or an invalid
  * alert: Term. On the last delivery (max_deliver) a failure is logged as dropped and counted. Long
@@ -19,11 +19,12 @@ struct workers;
 
 /*
  * Creates the stream when create_stream says so, binds (or creates) the durable consumer and starts the
- * fetching thread: each alert is handed to pool by d (a reference is taken). Works on after reconnects;
- * started before NATS answers, the thread binds once it can.
+ * fetching thread: each alert is handed to pool by d (a reference is taken), with at most `window`
+ * alerts fetched and not yet settled. Works on after reconnects; started before NATS answers, the
+ * thread binds once it can.
  */
 int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct config_jetstream *cfg,
-                    struct dispatcher *d, struct workers *pool, struct error *err);
+                    struct dispatcher *d, struct workers *pool, size_t window, struct error *err);
 /* The dispatcher for alerts fetched from now on (a reload): takes a reference, drops the old one. */
 void jetstream_set_dispatcher(struct js_consumer *c, struct dispatcher *d);
 /* Stops fetching and joins the thread; alerts already fetched are acked by their workers. NULL: no-op. */

@@ -19,7 +19,7 @@ struct nats_link;
 
 /* Connects as `name`, or goes on trying in the background when no server answers yet. */
 int nats_link_create(struct nats_link **out, const struct config_nats *n, const char *name, struct error *err);
-/* Flushes what is buffered (up to timeout_ms) and closes. NULL is a no-op. */
+/* Flushes what is buffered, waiting up to timeout_ms for a reconnect if need be, and closes. NULL: no-op. */
 void nats_link_destroy(struct nats_link *l, long timeout_ms);
 bool nats_link_connected(struct nats_link *l);
 natsConnection *nats_link_connection(struct nats_link *l);

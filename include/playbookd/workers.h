@@ -34,13 +34,6 @@ int workers_create(struct workers **out, size_t n, size_t capacity, struct error
 /* Queues w, waiting while its lane or the whole queue is full. -1 once the pool is stopping (w untouched). */
 int workers_submit(struct workers *p, struct work *w);
 
-/* How many more items the queue takes now without waiting, after waiting up to timeout_ms for any
- * room (pull consumers size their fetch with it). 0 once stopping. */
-size_t workers_wait_room(struct workers *p, long timeout_ms);
-
-/* Items queued or running now. */
-size_t workers_busy(struct workers *p);
-
 /*
  * Stops taking new items (submitters waiting for room get -1), lets the workers finish what is queued
  * and running for up to timeout_ms (negative: no limit), then drops what is still queued (each item's

@@ -311,3 +311,23 @@ def test_started_before_nats_server_binds_once_it_answers(kube, incluster):
             pbd.cleanup()
     finally:
         server.stop()
+
+
+def test_a_backlog_slower_than_ack_wait_is_not_redelivered(kube, incluster, jsnats):
+    """One worker, a 300 ms API and 20 alerts: 6 s of work against a 2 s ack_wait. Only what the workers can
+    take is fetched, so no alert waits out its ack_wait in the queue and none is delivered twice."""
+    targets = [f"pod-{i:02d}" for i in range(20)]
+    add_pods(kube, targets)
+    kube.add_fault(method="DELETE", delay=0.3, times=None)
+    pbd = start(config(incluster, jsnats, workers=1, queue_size=4096))
+    try:
+        publish_alerts(jsnats.port, [alert(p) for p in targets])
+        wait_until(lambda: all_gone(kube, targets), timeout=30, interval=0.2, what="every pod deleted")
+        wait_until(lambda: consumer_info(jsnats.port)["num_ack_pending"] == 0, timeout=10, interval=0.2,
+                   what="every alert acked")
+        assert len(deletes(kube)) == len(targets), "one DELETE per alert"
+        delivered = consumer_info(jsnats.port)["delivered"]
+        assert delivered["consumer_seq"] == delivered["stream_seq"] == len(targets), "each delivered once"
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
