@@ -1,8 +1,10 @@
 """conftest.py: pytest fixtures for the integration tests: a real nats-server, a fake Slack, and the
-in-cluster environment of a pod for the fake API server (each test module defines its own `kube`)."""
+fake API server with one node (a module may define its own `kube`) and the in-cluster environment of a
+pod pointed at it."""
 
 import pytest
 
+from fake_kube import FakeKube
 from harness import RUNNING, FakeSlack, NatsServer
 
 
@@ -26,6 +28,15 @@ def slack():
     receiver = FakeSlack()
     yield receiver
     receiver.stop()
+
+
+@pytest.fixture
+def kube(tmp_path):
+    """A fake API server with one node, node-1; a test module needing more defines its own."""
+    fake = FakeKube(str(tmp_path / "kube"))
+    fake.add_node("node-1")
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

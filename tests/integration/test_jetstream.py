@@ -11,7 +11,6 @@ import time
 
 import pytest
 
-from fake_kube import FakeKube
 from harness import NatsClient, NatsServer, Playbookd, http_get, js_request, wait_until
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -50,14 +49,6 @@ def publish_alerts(port, bodies):
 
 
 # -- the cluster and playbookd -------------------------------------------------------------------------
-
-@pytest.fixture
-def kube(tmp_path):
-    fake = FakeKube(str(tmp_path / "kube"))
-    fake.add_node("node-1")
-    yield fake
-    fake.stop()
-
 
 @pytest.fixture
 def jsnats():

@@ -8,21 +8,11 @@ import os
 import signal
 import time
 
-import pytest
 
-from fake_kube import FakeKube
 from harness import RELEASE_PLAYBOOKD, NatsClient, Playbookd, http_get, run_playbookd, wait_until
 
 SHELL = "falco.notice.terminal_shell_in_container"
 NOISE = "falco.warning.read_sensitive_file_untrusted"
-
-
-@pytest.fixture
-def kube(tmp_path):
-    fake = FakeKube(str(tmp_path / "kube"))
-    fake.add_node("node-1")
-    yield fake
-    fake.stop()
 
 
 def alert(pod, ns="default", rule="Terminal shell in container", priority="Notice", n=0):
