@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define POOL_MAX 32
+#define POOL_MAX 320 /* up to 256 workers and the Event senders, each with a live connection */
 
 /* Idle easy handles. A handle serves one request at a time and keeps its connections for the next. */
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -25,7 +25,7 @@
  * timeout) and counts what is left as dropped.
  */
 #define KUBE_EVENT_QUEUE_MAX 1024
-#define KUBE_EVENT_SENDERS 4
+#define KUBE_EVENT_SENDERS 32
 #define KUBE_EVENT_TIMEOUT_MS 5000
 #define KUBE_EVENT_DRAIN_MS 2000
 
