@@ -61,7 +61,7 @@ http {{
   keepalive_requests 100000000;
   keepalive_timeout 300s;
   server {{
-    listen 127.0.0.1:{port} ssl;
+    listen 127.0.0.1:{port} ssl http2;  # as an API server: HTTP/2 by ALPN, HTTP/1.1 for who asks
     ssl_certificate {dir}/server.crt;
     ssl_certificate_key {dir}/server.key;
     ssl_session_cache shared:SSL:1m;

@@ -169,8 +169,10 @@ def throughput_once(who, delay_ms, n=N_ALERTS):
 
 
 def latency_once(who, rate, seconds):
-    """Publish -> DELETE arriving at the endpoint, in ms: p50, p99, max, at a steady rate."""
-    n = int(rate * seconds)
+    """Publish -> DELETE arriving at the endpoint, in ms: p50, p99, max, at a steady rate, after a first
+    second (not counted) that opens the connections."""
+    warm = rate
+    n = warm + int(rate * seconds)
     alerts = bench_alerts(n)
     endpoint, nats = Endpoint(0, microseconds=True), NatsServer()
     kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
@@ -191,10 +193,258 @@ def latency_once(who, rate, seconds):
             client.sock.sendall(b"PUB %s %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
         wait_until(lambda: endpoint.count() >= n, timeout=120, interval=0.05, what=f"{n} DELETEs")
         client.close()
-        lat = sorted((t - sent[int(uri.rsplit("-", 1)[1])]) * 1000 for t, uri in endpoint.requests())
+        lat = sorted((t - sent[i]) * 1000 for t, i in ((t, int(uri.rsplit("-", 1)[1])) for t, uri in
+                                                           endpoint.requests()) if i >= warm)
         return {"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)], "max": lat[-1],
-                "achieved": n / (sent[-1] - sent[0])}
+                "achieved": (n - warm) / (sent[-1] - sent[warm])}
     finally:
         p.stop()
         nats.stop()
         endpoint.stop()
+
+
+FILTER_CONFIG = """
+nats: {{servers: ["{nats}"], pending: {{messages: 200000, bytes: 512MiB}}}}
+kubernetes: {{kubeconfig: "{kubeconfig}"}}
+http: {{listen: "127.0.0.1:{http}"}}
+dry_run: {dry_run}
+protected_namespaces: [kube-system]
+playbooks:
+  kill: {{type: delete-pod, cooldown: 1h}}
+topics:
+  "falco.>": [kill]
+"""
+
+
+def filter_alerts(n):
+    """Alerts that end before any request: a third in a protected namespace, a third without pod fields
+    (host events), a third about one pod already acted on (cooldown)."""
+    out = []
+    for i, (subject, payload) in enumerate(bench_alerts(n)):
+        a = json.loads(payload)
+        f = a["output_fields"]
+        if i % 3 == 0:
+            f["k8s.ns.name"] = "kube-system"
+        elif i % 3 == 1:
+            del f["k8s.ns.name"], f["k8s.pod.name"]
+            f["container.id"] = "host"
+        else:
+            f["k8s.pod.name"] = "bench-0"
+        out.append((subject, json.dumps(a, separators=(",", ":")).encode()))
+    return out
+
+
+def handled(port):
+    """Alerts that reached an outcome, from /metrics: actions (skips included) and cooldown skips."""
+    text = http_get(port, "/metrics")[1]
+    total = sum(float(m) for m in re.findall(r"^playbookd_actions_total\{[^}]*\} (\S+)$", text, re.M))
+    return total + sum(float(m) for m in re.findall(r"^playbookd_cooldown_skipped_total (\S+)$", text, re.M))
+
+
+def filter_once(n=150000):
+    alerts = filter_alerts(n)
+    endpoint, nats = Endpoint(0), NatsServer()
+    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    p = start_playbookd(nats, kubeconfig, config=FILTER_CONFIG)
+    try:
+        client = NatsClient(nats.port)
+        start = time.monotonic()
+        client.publish_many(alerts, batch=2000)
+        wait_until(lambda: handled(p.http_port) >= n, timeout=120, interval=0.01, what="filtered alerts")
+        rate = n / (time.monotonic() - start)
+        client.close()
+        return {"rate": rate, "peak_mib": p.peak_rss_mib()}
+    finally:
+        p.stop()
+        nats.stop()
+        endpoint.stop()
+
+
+DEFAULT_LIMITS_CONFIG = CONFIG.replace(", pending: {{messages: 20000, bytes: 64MiB}}", "")
+
+
+def memory_once(who):
+    """Idle RSS a second after start-up, and peak RSS in a flood of 100,000 alerts against the 20 ms
+    endpoint (playbookd with its default pending limits), read 3 s after the last publish."""
+    endpoint, nats = Endpoint(20), NatsServer()
+    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    p = start_playbookd(nats, kubeconfig, config=DEFAULT_LIMITS_CONFIG) if who == "playbookd" \
+        else start_peer(nats, kubeconfig)
+    try:
+        time.sleep(1)
+        idle = p.rss_mib()
+        client = NatsClient(nats.port)
+        client.publish_many(bench_alerts(100000), batch=2000)
+        time.sleep(3)
+        client.close()
+        return {"idle_mib": idle, "flood_mib": p.peak_rss_mib()}
+    finally:
+        p.stop()
+        nats.stop()
+        endpoint.stop()
+
+
+def startup_once(who):
+    """Milliseconds from the process start to ready: /readyz 200 (playbookd), `ready` printed (the peer)."""
+    endpoint, nats = Endpoint(0), NatsServer()
+    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    start = time.monotonic()
+    p = RESPONDERS[who](nats, kubeconfig)
+    ms = (time.monotonic() - start) * 1000
+    p.stop()
+    nats.stop()
+    endpoint.stop()
+    return {"ms": ms}
+
+
+def falco_nats_once(mode, n):
+    """Lines/s from a named pipe through falco-nats into a JetStream stream on falco.> (core mode
+    publishes are stored too), from the first line written to the last stored."""
+    nats = NatsServer(jetstream=True)
+    d = tempfile.mkdtemp(prefix="bench-pipe-")
+    pipe = os.path.join(d, "falco.pipe")
+    os.mkfifo(pipe)
+    client = NatsClient(nats.port)
+    answer = client.request("$JS.API.STREAM.CREATE.FALCO", {"name": "FALCO", "subjects": ["falco.>"],
+                                                           "storage": "file"})
+    assert "error" not in answer, answer
+    cmd = [FALCO_NATS, "-s", nats.url, "-f", pipe, "--log-format", "json"] + (["--jetstream"] if mode == "jetstream" else [])
+    p = Proc(cmd)
+    data = b"".join(payload + b"\n" for _, payload in bench_alerts(n))
+    try:
+        wait_until(lambda: b'"forwarding"' in open(p.log_path, "rb").read(), timeout=10, what="falco-nats ready")
+        start = time.monotonic()
+        with open(pipe, "wb") as f:
+            f.write(data)
+        wait_until(lambda: client.request("$JS.API.STREAM.INFO.FALCO")["state"]["messages"] >= n,
+                   timeout=120, interval=0.02, what=f"{n} lines stored")
+        return {"rate": n / (time.monotonic() - start)}
+    finally:
+        client.close()
+        p.stop()
+        nats.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# -- the suite --------------------------------------------------------------------------------------
+
+def median_of(runs, fn, *args):
+    """Each field of fn's result as the median over runs."""
+    results = [fn(*args) for _ in range(runs)]
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
+def ceiling_once(delay_ms):
+    endpoint = Endpoint(delay_ms)
+    try:
+        return {"rate": endpoint.ceiling(seconds=3)}
+    finally:
+        endpoint.stop()
+
+
+def fmt(value, unit=""):
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return (f"{value:,.0f}" if value >= 100 else f"{value:.2f}" if value < 10 else f"{value:.1f}") + unit
+
+
+def ratio(ours, peer, higher_is_better=True):
+    if not ours or not peer:
+        return "-"
+    return f"{(ours / peer) if higher_is_better else (peer / ours):.1f}x"
+
+
+def suite(groups, runs):
+    """[(figure, goal, playbookd, peer, ratio)] for the groups asked for; prints each row as it comes."""
+    rows = []
+    r5, r3 = runs or 5, runs or 3
+
+    def row(figure, goal, ours, peer="-", vs="-"):
+        rows.append((figure, goal, ours, peer, vs))
+        print(f"  {figure}: {ours} | peer {peer} | {vs}", flush=True)
+
+    if "ceiling" in groups:
+        for d in DELAYS:
+            c = median_of(r3, ceiling_once, d)["rate"]
+            row(f"endpoint alone, {d} ms (wrk, 32 connections, req/s)", "the ceiling", fmt(c))
+    if "throughput" in groups:
+        for d in DELAYS:
+            n = r5 if d <= 1 else r3
+            ours = median_of(n, throughput_once, "playbookd", d)
+            peer = median_of(r3, throughput_once, "peer", d)
+            goal = {0: ">= 15,000", 5: ">= 5,000", 20: ">= 1,400"}.get(d, "")
+            row(f"throughput, {d} ms API (alerts/s)", goal, fmt(ours["rate"]), fmt(peer["rate"]),
+                ratio(ours["rate"], peer["rate"]))
+            row(f"peak RSS, throughput {d} ms (MiB)", "< 24", fmt(ours["peak_mib"]), fmt(peer["peak_mib"]),
+                ratio(ours["peak_mib"], peer["peak_mib"], False))
+            if d == 0:
+                row("CPU per 1,000 alerts, 0 ms API (ms, user + sys)", "< 100", fmt(ours["cpu_ms_per_1000"]),
+                    fmt(peer["cpu_ms_per_1000"]), ratio(ours["cpu_ms_per_1000"], peer["cpu_ms_per_1000"], False))
+    if "latency" in groups:
+        for rate, goal in ((1000, "p99 < 0.5"), (5000, "p99 < 2")):
+            ours = median_of(r3, latency_once, "playbookd", rate, 5)
+            peer = median_of(r3, latency_once, "peer", rate, 5) if rate == 1000 else None
+            for k in ("p50", "p99", "max"):
+                row(f"latency publish -> DELETE at {rate:,}/s, {k} (ms)", goal if k == "p99" else "",
+                    fmt(ours[k]), fmt(peer[k]) if peer else "-", ratio(ours[k], peer[k], False) if peer else "-")
+    if "filter" in groups:
+        ours = median_of(r5, filter_once)
+        row("filter path: protected namespace, host event, cooldown (alerts/s)", ">= 300,000", fmt(ours["rate"]))
+    if "memory" in groups:
+        ours, peer = median_of(r3, memory_once, "playbookd"), median_of(r3, memory_once, "peer")
+        row("RSS idle (MiB)", "< 8", fmt(ours["idle_mib"]), fmt(peer["idle_mib"]),
+            ratio(ours["idle_mib"], peer["idle_mib"], False))
+        row("peak RSS, flood of 100,000 at 20 ms, default limits (MiB)", "bounded", fmt(ours["flood_mib"]),
+            fmt(peer["flood_mib"]), ratio(ours["flood_mib"], peer["flood_mib"], False))
+    if "startup" in groups:
+        ours, peer = median_of(r5, startup_once, "playbookd"), median_of(r3, startup_once, "peer")
+        row("start-up to ready (ms)", "< 50", fmt(ours["ms"]), fmt(peer["ms"]), ratio(ours["ms"], peer["ms"], False))
+    if "falco-nats" in groups:
+        core = median_of(r5, falco_nats_once, "core", 100000)
+        js = median_of(r3, falco_nats_once, "jetstream", 30000)
+        row("falco-nats, pipe -> NATS, core (lines/s)", ">= 100,000", fmt(core["rate"]))
+        row("falco-nats, pipe -> JetStream, acked (lines/s)", "", fmt(js["rate"]))
+    return rows
+
+
+def git(*args):
+    try:
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def table(rows, seconds, command):
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    head = [f"{datetime.date.today()}, commit {git('rev-parse', '--short', 'HEAD')}"
+            f"{' (with local changes)' if git('status', '--porcelain', '--untracked-files=no') else ''}, "
+            f"{os.cpu_count()} cores ({cpu}), {platform.platform()}, `{command}`, {seconds / 60:.1f} min",
+            "", "| figure | goal | playbookd | peer (Node.js) | playbookd vs peer |", "| --- | --- | --- | --- | --- |"]
+    return "\n".join(head + [f"| {' | '.join(r)} |" for r in rows]) + "\n"
+
+
+GROUPS = ("ceiling", "throughput", "latency", "filter", "memory", "startup", "falco-nats")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", action="append", choices=GROUPS, help="run only this group (repeatable)")
+    ap.add_argument("--runs", type=int, help="runs per figure (default: 5, 3 for the slow ones)")
+    ap.add_argument("--table", help="also write the table to this file")
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk", "node", "nats-server"):
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            sys.exit(f"bench: {tool} is missing: run `bash bench/install-deps.sh`")
+    start = time.monotonic()
+    rows = suite(args.only or GROUPS, args.runs)
+    text = table(rows, time.monotonic() - start, "make bench" if not args.only else " ".join(sys.argv))
+    print("\n" + text)
+    if args.table:
+        with open(args.table, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@
  * kube.c: calls to the Kubernetes API as a well-behaved controller makes them: TLS verified, the bearer
  * token re-read every minute and at once after a 401 (bound service-account tokens rotate), dryRun=All
  * on mutating requests in dry run, Status objects turned into readable reasons. Events are queued for the
- * senders of kube_event.c, started and stopped with the client.
+ * sender of kube_event.c, started and stopped with the client.
  */
 #include "playbookd/kube.h"
 
@@ -17,18 +17,6 @@
 #include "playbookd/log.h"
 #include "playbookd/text.h"
 
-#define TOKEN_MAX 16384
-#define URL_MAX 2048
-
-struct kube_request {
-    const char *method;       /* GET, POST, PATCH, DELETE */
-    const char *path;         /* "/api/v1/namespaces/default/pods/x": names already checked */
-    const char *content_type; /* of the body, or NULL */
-    const char *body;         /* or NULL */
-    bool dry_run;             /* adds dryRun=All */
-    long timeout_ms;          /* 0: the client's */
-};
-
 struct kube {
     struct kube_endpoint ep;
     struct http_tls tls;
@@ -36,7 +24,7 @@ struct kube {
     pthread_mutex_t lock; /* guards token and token_read_at */
     char *token;
     double token_read_at;
-    struct kube_events *events; /* its queue and senders (kube_event.c) */
+    struct kube_events *events; /* its queue and sender (kube_event.c) */
 };
 
 static double now_s(void)
@@ -50,7 +38,7 @@ static double now_s(void)
 static int reload_token(struct kube *k, struct error *err)
 {
     size_t len;
-    char *text = text_read_file(k->ep.token_file, TOKEN_MAX, &len, err);
+    char *text = text_read_file(k->ep.token_file, KUBE_TOKEN_MAX, &len, err);
     if (text == NULL)
         return -1;
     while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
@@ -102,7 +90,7 @@ int kube_create(struct kube **out, const struct config_kube *cfg, struct error *
     set_pem(&k->tls.cert, k->ep.cert_file, k->ep.cert_data, k->ep.cert_len);
     set_pem(&k->tls.key, k->ep.key_file, k->ep.key_data, k->ep.key_len);
     k->timeout_ms = cfg->timeout_ms;
-    if (kube_events_start(&k->events, k, k->timeout_ms, err) != 0) { /* last: the senders read k */
+    if (kube_events_start(&k->events, k, k->timeout_ms, err) != 0) { /* last: the sender reads k */
         kube_destroy(k);
         return -1;
     }
@@ -114,7 +102,7 @@ void kube_destroy(struct kube *k)
 {
     if (k == NULL)
         return;
-    kube_events_stop(k->events); /* first: the senders still send */
+    kube_events_stop(k->events); /* first: the sender still sends */
     kube_endpoint_free(&k->ep);
     free(k->token);
     pthread_mutex_destroy(&k->lock);
@@ -127,10 +115,12 @@ const char *kube_server(const struct kube *k)
 }
 
 /* "Reason: message" from a Status object, or the start of whatever the body was. */
-static void status_message(struct kube_response *resp, const char *body)
+static void status_message(struct kube_response *resp)
 {
-    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(resp->json, "reason");
-    const cJSON *message = cJSON_GetObjectItemCaseSensitive(resp->json, "message");
+    const cJSON *status = kube_response_json(resp);
+    const char *body = resp->body;
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(status, "reason");
+    const cJSON *message = cJSON_GetObjectItemCaseSensitive(status, "message");
     if (cJSON_IsString(message))
         snprintf(resp->message, sizeof(resp->message), "%s%s%s", cJSON_IsString(reason) ? reason->valuestring : "",
                  cJSON_IsString(reason) ? ": " : "", message->valuestring);
@@ -138,69 +128,74 @@ static void status_message(struct kube_response *resp, const char *body)
         text_copy(resp->message, sizeof(resp->message), body);
 }
 
-static int send_once(struct kube *k, const struct kube_request *req, const char *url, bool fresh_token,
-                     struct http_response *http, struct error *err)
+int kube_prepare(struct kube *k, const char *method, const char *path, const char *content_type, const char *body,
+                 bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out)
 {
-    char *token = malloc(TOKEN_MAX + 1);
-    if (token == NULL)
-        return error_set(err, "out of memory");
-    current_token(k, fresh_token, token, TOKEN_MAX + 1);
-    struct http_request hr = {
-        .method = req->method,
-        .url = url,
-        .content_type = req->content_type,
-        .body = req->body,
-        .body_len = req->body ? strlen(req->body) : 0,
-        .bearer = token[0] ? token : NULL,
+    int n = snprintf(out->url, sizeof(out->url), "%s%s%s", k->ep.server, path,
+                     dry_run ? (strchr(path, '?') ? "&dryRun=All" : "?dryRun=All") : "");
+    if (n < 0 || (size_t)n >= sizeof(out->url)) /* a cut URL could name another object, or lose dryRun */
+        return -1;
+    current_token(k, fresh_token, out->token, sizeof(out->token));
+    out->http = (struct http_request){
+        .method = method,
+        .url = out->url,
+        .content_type = content_type,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .bearer = out->token[0] ? out->token : NULL,
         .tls = &k->tls,
-        .timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : k->timeout_ms,
+        .timeout_ms = timeout_ms > 0 ? timeout_ms : k->timeout_ms,
     };
-    int rc = http_send(&hr, http, err);
-    free(token);
-    return rc;
+    return 0;
 }
 
-static int kube_call(struct kube *k, const struct kube_request *req, struct kube_response *resp)
+void kube_response_take(struct kube_response *resp, struct http_response *http)
 {
-    char url[URL_MAX];
+    resp->status = http->status;
+    resp->retry_after_s = http->retry_after_s;
+    resp->body = http->body; /* taken: parsed only if someone reads it */
+    resp->body_len = http->body_len;
+    http->body = NULL;
+    http->body_len = 0;
+    if (resp->status >= 300)
+        status_message(resp);
+}
+
+/* Sends once; once more with a fresh token after a 401 from a token file (it may have rotated). */
+static int kube_call(struct kube *k, const char *method, const char *path, const char *content_type, const char *body,
+                     bool dry_run, long timeout_ms, struct kube_response *resp)
+{
+    struct kube_prepared *req = malloc(sizeof(*req));
     struct http_response http;
     struct error err;
     memset(resp, 0, sizeof(*resp));
-    int n = snprintf(url, sizeof(url), "%s%s%s", k->ep.server, req->path,
-                     req->dry_run ? (strchr(req->path, '?') ? "&dryRun=All" : "?dryRun=All") : "");
-    if (n < 0 || (size_t)n >= sizeof(url)) { /* a cut URL could name another object, or lose dryRun */
-        text_copy(resp->message, sizeof(resp->message), "the request URL is too long");
+    if (req == NULL) {
+        text_copy(resp->message, sizeof(resp->message), "out of memory");
         return -1;
     }
-    int rc = send_once(k, req, url, false, &http, &err);
-    if (rc == 0 && http.status == 401 && k->ep.token_file != NULL) {
-        http_response_free(&http);
-        rc = send_once(k, req, url, true, &http, &err); /* the token may have rotated */
-    }
+    int rc = kube_prepare(k, method, path, content_type, body, dry_run, timeout_ms, false, req);
     if (rc != 0) {
-        text_copy(resp->message, sizeof(resp->message), err.msg);
-        return -1;
+        text_copy(resp->message, sizeof(resp->message), "the request URL is too long");
+    } else {
+        rc = http_send(&req->http, &http, &err);
+        if (rc == 0 && http.status == 401 && k->ep.token_file != NULL) {
+            http_response_free(&http);
+            kube_prepare(k, method, path, content_type, body, dry_run, timeout_ms, true, req);
+            rc = http_send(&req->http, &http, &err);
+        }
+        if (rc != 0)
+            text_copy(resp->message, sizeof(resp->message), err.msg);
+        else
+            kube_response_take(resp, &http);
     }
-    resp->status = http.status;
-    resp->retry_after_s = http.retry_after_s;
-    if (http.body != NULL)
-        resp->json = cJSON_ParseWithLength(http.body, http.body_len);
-    if (http.status >= 300)
-        status_message(resp, http.body);
-    http_response_free(&http);
-    return 0;
+    free(req);
+    return rc;
 }
 
 int kube_send_within(struct kube *k, const char *method, const char *path, const char *content_type, char *body,
                      bool dry_run, long timeout_ms, struct kube_response *resp)
 {
-    struct kube_request req = {.method = method,
-                               .path = path,
-                               .content_type = content_type,
-                               .body = body,
-                               .dry_run = dry_run,
-                               .timeout_ms = timeout_ms};
-    int rc = kube_call(k, &req, resp);
+    int rc = kube_call(k, method, path, content_type, body, dry_run, timeout_ms, resp);
     free(body);
     return rc;
 }
@@ -211,10 +206,20 @@ int kube_send(struct kube *k, const char *method, const char *path, const char *
     return kube_send_within(k, method, path, content_type, body, dry_run, 0, resp);
 }
 
+const struct cJSON *kube_response_json(struct kube_response *resp)
+{
+    if (resp->json == NULL && resp->body != NULL)
+        resp->json = cJSON_ParseWithLength(resp->body, resp->body_len);
+    return resp->json;
+}
+
 void kube_response_free(struct kube_response *resp)
 {
     cJSON_Delete(resp->json);
+    free(resp->body);
     resp->json = NULL;
+    resp->body = NULL;
+    resp->body_len = 0;
 }
 
 enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res)

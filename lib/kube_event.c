@@ -1,8 +1,9 @@
 /*
  * kube_event.c: events.k8s.io/v1 Events off the action's path. kube_record_event builds the Event at once
- * and queues it without waiting; KUBE_EVENT_SENDERS threads POST what is queued, each request on a pooled
- * keep-alive connection of http.c. Best effort and bounded: a full queue drops the Event. Every Event is
- * counted (ok, failed, dropped); failures and drops are logged at most once a second.
+ * and queues it without waiting; one sender thread POSTs what is queued, up to KUBE_EVENT_IN_FLIGHT at a
+ * time through an http.c batch (HTTP/2 streams on one connection where the API server speaks it: no
+ * thread, connection or wake-up per Event). Best effort and bounded: a full queue drops the Event. Every
+ * Event is counted (ok, failed, dropped); failures and drops are logged at most once a second.
  */
 #include "playbookd/kube.h"
 
@@ -20,10 +21,13 @@
 
 #define DROPPED_MSG "event dropped: the queue is full"
 
-/* One Event waiting for a sender: its body, built when it was recorded, and what a failure names. */
+/* One Event waiting for the sender or in flight: its body, built when it was recorded, and what a failure
+ * names. */
 struct queued_event {
+    struct kube_events *q;
     char *body;
     bool dry_run;
+    bool retried;   /* sent again with a fresh token after a 401 */
     char path[128]; /* the namespace is a DNS-1123 label: at most 63 */
     char object[254];
     char action[64];
@@ -34,13 +38,13 @@ struct kube_events {
     long timeout_ms;      /* of one Event request */
     char instance[128];   /* this replica: reportingInstance */
     pthread_mutex_t lock; /* guards the ring, stopping and deadline_s */
-    pthread_cond_t ready; /* an Event was queued, or stopping */
     struct queued_event *ring[KUBE_EVENT_QUEUE_MAX];
     size_t head, count;
     bool stopping;
-    double deadline_s; /* when stopping: no Event starts after this */
-    pthread_t senders[KUBE_EVENT_SENDERS];
-    size_t n_senders;
+    double deadline_s;        /* when stopping: no Event starts after this */
+    struct http_batch *batch; /* the sender's requests in flight */
+    pthread_t sender;
+    bool started;
     struct log_throttle dropped_log;
     pthread_mutex_t fail_lock;   /* guards the two below */
     double fail_logged_s;        /* when "event not recorded" was last logged */
@@ -104,12 +108,13 @@ static void event_free(struct queued_event *e)
 }
 
 /* The Event, built and copied out of ev; NULL when out of memory. */
-static struct queued_event *event_new(const struct kube_events *q, const struct kube_event *ev)
+static struct queued_event *event_new(struct kube_events *q, const struct kube_event *ev)
 {
     const char *ns = ev->namespace_ ? ev->namespace_ : "default"; /* cluster-scoped objects: default */
     struct queued_event *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return NULL;
+    e->q = q;
     e->body = event_body(q, ev, ns);
     if (e->body == NULL) {
         event_free(e);
@@ -145,53 +150,77 @@ static void event_failed(struct kube_events *q, const char *object, const char *
            unlogged ? since : NULL, NULL);
 }
 
-static void event_send(struct kube_events *q, struct queued_event *e, long timeout_ms)
+static void event_sent(void *arg, struct http_response *http, const char *error);
+
+/* Puts e in flight, with a fresh token when fresh_token; counts it failed if it cannot start. */
+static void event_start(struct kube_events *q, struct queued_event *e, long timeout_ms, bool fresh_token)
 {
-    struct kube_response resp;
-    char why[256];
-    char *body = e->body;
-    e->body = NULL; /* kube_send_within frees it */
-    int rc = kube_send_within(q->k, "POST", e->path, "application/json", body, e->dry_run, timeout_ms, &resp);
-    if (rc == 0 && resp.status == 201) {
-        metrics_event("ok");
-    } else {
-        if (rc != 0)
-            text_copy(why, sizeof(why), resp.message);
-        else
-            snprintf(why, sizeof(why), "HTTP %ld%s%s%s", resp.status, resp.message[0] ? " (" : "", resp.message,
-                     resp.message[0] ? ")" : "");
-        event_failed(q, e->object, e->action, why);
+    struct kube_prepared *req = malloc(sizeof(*req));
+    struct error err = {.msg = "out of memory"};
+    if (req == NULL ||
+        kube_prepare(q->k, "POST", e->path, "application/json", e->body, e->dry_run, timeout_ms, fresh_token, req) !=
+            0 ||
+        http_batch_add(q->batch, &req->http, event_sent, e, &err) != 0) {
+        event_failed(q, e->object, e->action, req == NULL ? "out of memory" : err.msg);
+        event_free(e);
     }
-    kube_response_free(&resp);
+    free(req);
 }
 
-/* The next Event to send and its timeout; NULL when stopping and the queue is empty or time is up. */
-static struct queued_event *event_take(struct kube_events *q, long *timeout_ms)
+static void event_sent(void *arg, struct http_response *http, const char *error)
 {
-    struct queued_event *e = NULL;
+    struct queued_event *e = arg;
+    struct kube_events *q = e->q;
+    char why[256];
+    if (http != NULL && http->status == 201) {
+        metrics_event("ok");
+    } else if (http != NULL && http->status == 401 && !e->retried) {
+        e->retried = true; /* a rotated token: once more with the file read again */
+        event_start(q, e, q->timeout_ms, true);
+        return;
+    } else if (http == NULL) {
+        event_failed(q, e->object, e->action, error);
+    } else {
+        struct kube_response resp = {0};
+        kube_response_take(&resp, http);
+        snprintf(why, sizeof(why), "HTTP %ld%s%s%s", resp.status, resp.message[0] ? " (" : "", resp.message,
+                 resp.message[0] ? ")" : "");
+        kube_response_free(&resp);
+        event_failed(q, e->object, e->action, why);
+    }
+    event_free(e);
+}
+
+/* Takes what may start now into out (at most room); false once the sender should end: stopping, and
+ * nothing in flight and nothing more may start. */
+static bool events_take(struct kube_events *q, size_t in_flight, struct queued_event **out, size_t room, size_t *n,
+                        long *timeout_ms)
+{
     pthread_mutex_lock(&q->lock);
-    while (q->count == 0 && !q->stopping)
-        pthread_cond_wait(&q->ready, &q->lock);
     long budget = q->stopping ? (long)((q->deadline_s - now_s()) * 1000) : q->timeout_ms;
-    if (q->count > 0 && budget > 0) {
-        e = q->ring[q->head];
+    *n = 0;
+    for (; budget > 0 && q->count > 0 && *n < room; (*n)++) {
+        out[*n] = q->ring[q->head];
         q->ring[q->head] = NULL;
         q->head = (q->head + 1) % KUBE_EVENT_QUEUE_MAX;
         q->count--;
     }
+    bool go_on = !q->stopping || in_flight + *n > 0 || (q->count > 0 && budget > 0);
     pthread_mutex_unlock(&q->lock);
     *timeout_ms = budget < q->timeout_ms ? budget : q->timeout_ms;
-    return e;
+    return go_on;
 }
 
 static void *sender_main(void *arg)
 {
     struct kube_events *q = arg;
-    struct queued_event *e;
+    struct queued_event *taken[KUBE_EVENT_IN_FLIGHT];
+    size_t in_flight = 0, n;
     long timeout_ms;
-    while ((e = event_take(q, &timeout_ms)) != NULL) {
-        event_send(q, e, timeout_ms);
-        event_free(e);
+    while (events_take(q, in_flight, taken, KUBE_EVENT_IN_FLIGHT - in_flight, &n, &timeout_ms)) {
+        for (size_t i = 0; i < n; i++)
+            event_start(q, taken[i], timeout_ms, false);
+        in_flight = http_batch_run(q->batch, 1000); /* a queued Event or a stop wakes it */
     }
     return NULL;
 }
@@ -204,13 +233,14 @@ void kube_events_record(struct kube_events *q, const struct kube_event *ev)
         return;
     }
     pthread_mutex_lock(&q->lock);
-    bool queued = !q->stopping && q->count < KUBE_EVENT_QUEUE_MAX;
+    bool queued = !q->stopping && q->count < KUBE_EVENT_QUEUE_MAX, wake = queued && q->count == 0;
     if (queued) {
         q->ring[(q->head + q->count) % KUBE_EVENT_QUEUE_MAX] = e;
         q->count++;
-        pthread_cond_signal(&q->ready);
     }
     pthread_mutex_unlock(&q->lock);
+    if (wake) /* else the sender has not emptied the queue since it last woke, and will come back to it */
+        http_batch_wakeup(q->batch);
     if (!queued) {
         event_free(e);
         metrics_event("dropped");
@@ -231,12 +261,14 @@ int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms,
     q->dropped_log = (struct log_throttle)LOG_THROTTLE_INIT;
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->fail_lock, NULL);
-    pthread_cond_init(&q->ready, NULL);
-    for (; q->n_senders < KUBE_EVENT_SENDERS; q->n_senders++) {
-        if (pthread_create(&q->senders[q->n_senders], NULL, sender_main, q) != 0) {
-            kube_events_stop(q);
-            return error_set(err, "cannot start the Event senders");
-        }
+    if (http_batch_create(&q->batch, err) != 0) {
+        kube_events_stop(q);
+        return -1;
+    }
+    q->started = pthread_create(&q->sender, NULL, sender_main, q) == 0;
+    if (!q->started) {
+        kube_events_stop(q);
+        return error_set(err, "cannot start the Event sender");
     }
     *out = q;
     return 0;
@@ -249,11 +281,13 @@ void kube_events_stop(struct kube_events *q)
     pthread_mutex_lock(&q->lock);
     q->stopping = true;
     q->deadline_s = now_s() + KUBE_EVENT_DRAIN_MS / 1000.0;
-    pthread_cond_broadcast(&q->ready);
     pthread_mutex_unlock(&q->lock);
-    for (size_t i = 0; i < q->n_senders; i++)
-        pthread_join(q->senders[i], NULL);
-    unsigned long left = q->count; /* the senders are gone: no lock needed */
+    if (q->started) {
+        http_batch_wakeup(q->batch);
+        pthread_join(q->sender, NULL);
+    }
+    http_batch_destroy(q->batch);  /* nothing is in flight: the sender waited for it */
+    unsigned long left = q->count; /* the sender is gone: no lock needed */
     for (; q->count > 0; q->count--, q->head = (q->head + 1) % KUBE_EVENT_QUEUE_MAX) {
         event_free(q->ring[q->head]);
         metrics_event("dropped");
@@ -272,7 +306,6 @@ void kube_events_stop(struct kube_events *q)
         snprintf(count, sizeof(count), "%lu", unlogged);
         log_kv(LOG_WARN, "events not recorded, not logged one by one", "count", count, NULL);
     }
-    pthread_cond_destroy(&q->ready);
     pthread_mutex_destroy(&q->fail_lock);
     pthread_mutex_destroy(&q->lock);
     free(q);

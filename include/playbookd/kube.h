@@ -3,7 +3,7 @@
  * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and turns answers into
  * playbook outcomes; it records events.k8s.io Events asynchronously. The name checks that target.c applies
  * to alert fields before any path is built live here too. The module is kube.c (requests), kube_config.c
- * (where the API server is) and kube_event.c (the Event queue and its senders).
+ * (where the API server is) and kube_event.c (the Event queue and its sender).
  */
 #ifndef PLAYBOOKD_KUBE_H
 #define PLAYBOOKD_KUBE_H
@@ -12,20 +12,24 @@
 
 #include "playbookd/config.h"
 #include "playbookd/error.h"
+#include "playbookd/http.h"
 #include "playbookd/playbook.h"
 
 #define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KUBE_TOKEN_MAX_AGE_S 60
+#define KUBE_TOKEN_MAX 16384
+#define KUBE_URL_MAX 2048
 
 /*
  * Events never make an action wait. kube_record_event queues the built Event (at most KUBE_EVENT_QUEUE_MAX
- * waiting; beyond that it is dropped and counted) and KUBE_EVENT_SENDERS threads send them, each request
- * within the client's timeout_ms but at most KUBE_EVENT_TIMEOUT_MS. kube_destroy lets the senders work
- * through the queue for up to KUBE_EVENT_DRAIN_MS (an Event already in flight may finish within its own
- * timeout) and counts what is left as dropped.
+ * waiting; beyond that it is dropped and counted) and one sender thread keeps up to KUBE_EVENT_IN_FLIGHT
+ * of them in flight (HTTP/2 streams on one connection when the API server speaks it, as it does), each
+ * request within the client's timeout_ms but at most KUBE_EVENT_TIMEOUT_MS. kube_destroy lets the sender
+ * work through the queue for up to KUBE_EVENT_DRAIN_MS (an Event already in flight may finish within its
+ * own timeout) and counts what is left as dropped.
  */
 #define KUBE_EVENT_QUEUE_MAX 1024
-#define KUBE_EVENT_SENDERS 32
+#define KUBE_EVENT_IN_FLIGHT 64
 #define KUBE_EVENT_TIMEOUT_MS 5000
 #define KUBE_EVENT_DRAIN_MS 2000
 
@@ -50,17 +54,21 @@ void kube_endpoint_free(struct kube_endpoint *ep);
  * without one, in cluster from KUBERNETES_SERVICE_HOST/PORT and the service account in cfg->sa_dir.
  */
 int kube_create(struct kube **out, const struct config_kube *cfg, struct error *err);
-/* Drains the Event queue (see KUBE_EVENT_DRAIN_MS), stops its senders and frees k. Any thread but a sender. */
+/* Drains the Event queue (see KUBE_EVENT_DRAIN_MS), stops its sender and frees k. Any thread but the sender. */
 void kube_destroy(struct kube *k);
 const char *kube_server(const struct kube *k);
 
 struct kube_response {
-    long status;        /* 0: no answer (the reason is in message) */
-    struct cJSON *json; /* the body, parsed, or NULL */
+    long status; /* 0: no answer (the reason is in message) */
+    char *body;  /* the body as received, or NULL; kube_response_json parses it when a caller needs it */
+    size_t body_len;
+    struct cJSON *json; /* parsed by kube_response_json, else NULL */
     long retry_after_s;
     char message[200]; /* a Status object's "reason: message", or the transport error */
 };
 
+/* The body parsed as JSON, once, on first use (a DELETE's Pod is rarely read); NULL if it is not JSON. */
+const struct cJSON *kube_response_json(struct kube_response *resp);
 void kube_response_free(struct kube_response *resp);
 
 /*
@@ -72,6 +80,19 @@ int kube_send(struct kube *k, const char *method, const char *path, const char *
 /* kube_send with its own whole-request timeout (0: the client's timeout_ms). */
 int kube_send_within(struct kube *k, const char *method, const char *path, const char *content_type, char *body,
                      bool dry_run, long timeout_ms, struct kube_response *resp);
+
+/* A request as kube_send makes it (URL with dryRun=All, the current token, TLS), for a caller that sends it
+ * itself (the Event sender's batch); fresh_token re-reads a token file first. 0, or -1 if the URL is too
+ * long. */
+struct kube_prepared {
+    struct http_request http;
+    char url[KUBE_URL_MAX];
+    char token[KUBE_TOKEN_MAX + 1];
+};
+int kube_prepare(struct kube *k, const char *method, const char *path, const char *content_type, const char *body,
+                 bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out);
+/* The answer in http as a kube_response (status, Retry-After, a Status object's reason); takes the body. */
+void kube_response_take(struct kube_response *resp, struct http_response *http);
 
 /* A failed call as an outcome: "DELETE pod default/x: HTTP 403 (Forbidden: ...)"; transient for no answer,
  * 429 and 5xx, with Retry-After. */
@@ -93,7 +114,7 @@ struct kube_event {
 };
 void kube_record_event(struct kube *k, const struct kube_event *ev);
 
-/* Inside the module (kube.c uses kube_event.c): the queue and senders of one client's Events. */
+/* Inside the module (kube.c uses kube_event.c): the queue and sender of one client's Events. */
 struct kube_events;
 int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms, struct error *err);
 void kube_events_record(struct kube_events *q, const struct kube_event *ev);
