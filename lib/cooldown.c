@@ -332,6 +332,17 @@ bool cooldown_claim(struct cooldown *c, const void *key, size_t len, long window
     return granted;
 }
 
+bool cooldown_held(struct cooldown *c, const void *key, size_t len, int64_t until_ms)
+{
+    uint64_t h1, h2;
+    hash_key(key, len, c->seed, &h1, &h2);
+    pthread_mutex_lock(&c->lock);
+    uint32_t i = find(c, h1, h2);
+    bool held = i != NONE && c->entries[i].until_ms > until_ms;
+    pthread_mutex_unlock(&c->lock);
+    return held;
+}
+
 void cooldown_release(struct cooldown *c, const void *key, size_t len)
 {
     uint64_t h1, h2;

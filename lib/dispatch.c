@@ -4,7 +4,9 @@
  * that a worker runs. An alert whose playbooks act on the cluster is keyed by its target (pod, else
  * node) so that alerts about one target run in order on one worker; one that only notifies may run on
  * any worker. A transient failure is retried with capped exponential backoff (honouring Retry-After)
- * before it counts as failed. Every action ends in one log line; the job's end is told to its input.
+ * before it counts as failed. Every action ends in one log line; the job's end is told to its input. A job
+ * whose every action will be skipped without a request (target check, cooldown) runs where it was
+ * received instead of waiting for a worker.
  */
 #include "playbookd/dispatch.h"
 
@@ -21,6 +23,7 @@
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/subject.h"
+#include "playbookd/target.h"
 #include "playbookd/workers.h"
 
 struct dispatcher {
@@ -188,6 +191,30 @@ static bool cooled_down(struct dispatcher *d, const struct playbook *pb, const s
     return false;
 }
 
+/*
+ * True when every action of the job will end without a request: its target check skips it (a host event,
+ * a protected namespace, a bad name), or its cooldown holds for at least another second. Such a job runs
+ * where it was received: a flood of alerts that lead nowhere never wakes a worker. (Its skip may be logged
+ * before an earlier alert's action about the same target ends; actions themselves keep their order.)
+ */
+static bool decided_on_receipt(struct dispatcher *d, const struct job *job)
+{
+    char key[ALERT_MAX_RULE + 1024];
+    int64_t soon = (int64_t)now_ms() + 1000;
+    for (size_t i = 0; i < job->n; i++) {
+        const struct playbook *pb = d->cfg->playbooks[job->order[i]];
+        struct target t;
+        struct action_result res = {0};
+        if (pb->type->find_target != NULL && pb->type->find_target(&job->alert, pb->env, &t, &res) != OUTCOME_OK)
+            continue;
+        if (pb->cooldown_ms > 0 && d->cooldown != NULL &&
+            cooldown_held(d->cooldown, key, cooldown_key(pb, &job->alert, key, sizeof(key)), soon))
+            continue;
+        return false;
+    }
+    return true;
+}
+
 /* Runs one action of the job (cooldown, retries, log, metrics, report) into done[i]. */
 static void run_action(struct job *job, size_t i, struct action_record *done)
 {
@@ -348,7 +375,7 @@ enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool,
         log_kv(LOG_ERROR, "out of memory", "subject", subject, NULL);
         return finish_early(dl, DISPATCH_RETRY, subject);
     }
-    if (pool == NULL)
+    if (pool == NULL || decided_on_receipt(d, job))
         return job_run(job);
     job->work.key = keyed ? workers_key(target, target_text(&job->alert, target, sizeof(target))) : 0;
     if (workers_submit(pool, &job->work) != 0) {

@@ -72,6 +72,7 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
 const struct playbook_type playbook_delete_pod = {
     .name = "delete-pod",
     .needs_kube = true,
+    .find_target = target_pod,
     .params = delete_pod_params,
     .ctx_size = sizeof(struct delete_pod),
     .run = delete_pod_run,

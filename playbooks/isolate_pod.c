@@ -103,7 +103,7 @@ static enum outcome check_existing_policy(struct playbook *pb, const char *path,
     enum outcome o = OUTCOME_OK;
     if (resp.status != 200)
         o = kube_failure(&resp, "get policy", res);
-    else if (!policy_isolates(p, resp.json))
+    else if (!policy_isolates(p, kube_response_json(&resp)))
         o = action_fail(res, false, "NetworkPolicy %s exists but does not deny all traffic to pods labelled %s",
                         p->policy_name, p->label);
     kube_response_free(&resp);
@@ -176,6 +176,7 @@ static enum outcome isolate_pod_run(struct playbook *pb, const struct alert *a, 
 const struct playbook_type playbook_isolate_pod = {
     .name = "isolate-pod",
     .needs_kube = true,
+    .find_target = target_pod,
     .params = isolate_pod_params,
     .ctx_size = sizeof(struct isolate_pod),
     .init = isolate_pod_init,

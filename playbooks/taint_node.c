@@ -47,7 +47,7 @@ static enum outcome get_object(struct playbook *pb, const char *path, const char
                                struct action_result *res)
 {
     kube_send(pb->env->kube, "GET", path, NULL, NULL, false, resp);
-    if (resp->status == 200 && resp->json != NULL)
+    if (resp->status == 200 && kube_response_json(resp) != NULL)
         return OUTCOME_OK;
     if (resp->status == 200)
         return action_fail(res, true, "%s: the answer is not JSON", what);
@@ -163,7 +163,7 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
     *wrote = resp.status == 200;
     if (resp.status == 200)
         o = playbook_changed(pb);
-    else if (resp.status == 409 || (resp.status == 422 && test_op_failed(resp.json)))
+    else if (resp.status == 409 || (resp.status == 422 && test_op_failed(kube_response_json(&resp))))
         o = action_fail(res, true, "the node changed while it was being tainted (HTTP %ld)", resp.status);
     else
         o = kube_failure(&resp, "patch node", res);
@@ -198,6 +198,7 @@ static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, s
 const struct playbook_type playbook_taint_node = {
     .name = "taint-node",
     .needs_kube = true,
+    .find_target = target_pod_or_host,
     .params = taint_node_params,
     .ctx_size = sizeof(struct taint_node),
     .init = taint_node_init,

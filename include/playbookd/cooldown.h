@@ -28,6 +28,9 @@ void cooldown_destroy(struct cooldown *c); /* NULL is a no-op */
 bool cooldown_claim(struct cooldown *c, const void *key, size_t len, long window_ms, int64_t now_ms,
                     unsigned long *suppressed);
 
+/* True when a live claim holds key until at least until_ms: a claim now would be refused. Counts nothing. */
+bool cooldown_held(struct cooldown *c, const void *key, size_t len, int64_t until_ms);
+
 /* Gives back a claim whose action had no effect (it failed), so the next alert may act; counts are kept. */
 void cooldown_release(struct cooldown *c, const void *key, size_t len);
 

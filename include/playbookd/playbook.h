@@ -39,6 +39,7 @@ struct action_result {
 };
 
 struct kube;
+struct target;
 
 /* What every playbook of a config shares; main attaches the Kubernetes client after loading. */
 struct playbook_env {
@@ -52,9 +53,13 @@ struct playbook_env {
  * init and destroy are optional, for what the table cannot say or derive.
  */
 struct playbook_type {
-    const char *name;                /* "slack" */
-    bool needs_kube;                 /* calls the Kubernetes API */
-    bool cooldown_per_rule;          /* a notification: its cooldown key is the rule and the target */
+    const char *name;       /* "slack" */
+    bool needs_kube;        /* calls the Kubernetes API */
+    bool cooldown_per_rule; /* a notification: its cooldown key is the rule and the target */
+    /* How run finds its target (target.h), or NULL: dispatch asks it on receipt, so that an alert whose
+     * every action would be skipped without a request never waits for a worker. */
+    enum outcome (*find_target)(const struct alert *a, const struct playbook_env *env, struct target *t,
+                                struct action_result *res);
     const struct param_spec *params; /* ended by a NULL name; NULL: init does it all */
     size_t ctx_size;
     int (*init)(struct playbook *pb, const struct config_node *params, struct error *err);
