@@ -52,10 +52,11 @@ $(BUILD)/falco-nats: $(BUILD)/cmd/falco-nats/main.o $(BUILD)/libplaybookd.a
 $(BUILD)/bench_parse: $(BUILD)/bench/bench_parse.o $(BUILD)/libplaybookd.a
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# Benchmarks (release build; medians of several runs). See bench/README.md.
+# Benchmarks (release build; medians of several runs; about 9 minutes on 2 cores). See bench/README.md.
 bench: deps all $(BUILD)/bench_parse
+	bash bench/install-deps.sh
 	$(BUILD)/bench_parse examples/alerts.jsonl
-	PLAYBOOKD=$(CURDIR)/$(BUILD)/playbookd $(PYTHON) bench/e2e.py 50000 5
+	BUILD=$(CURDIR)/$(BUILD) $(PYTHON) bench/run.py --table $(BUILD)/bench-table.md
 
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libplaybookd.a
 	@mkdir -p $(dir $@)

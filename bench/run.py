@@ -43,7 +43,7 @@ DELAYS = (0, 1, 5, 20)
 N_ALERTS = 20000
 
 CONFIG = """
-nats: {{servers: ["{nats}"], pending: {{messages: 20000, bytes: 64MiB}}}}
+nats: {{servers: ["{nats}"], pending: {{messages: 20000, bytes: 64MiB}}{jetstream}}}
 kubernetes: {{kubeconfig: "{kubeconfig}"}}
 http: {{listen: "127.0.0.1:{http}"}}
 dry_run: {dry_run}
@@ -110,13 +110,17 @@ class Proc:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+# At least once: a durable pull consumer on a stream created by playbookd (the manifests' setting).
+JETSTREAM = ", jetstream: {stream: FALCO, durable: playbookd, create_stream: {subjects: [\"falco.>\"]}}"
+
+
 def start_playbookd(nats, kubeconfig, dry_run=True, config=CONFIG):
     port = free_port()
     d = tempfile.mkdtemp(prefix="bench-config-")
     path = os.path.join(d, "playbooks.yaml")
     with open(path, "w") as f:
-        f.write(config.format(nats=nats.url, kubeconfig=kubeconfig, http=port,
-                              dry_run="true" if dry_run else "false"))
+        f.write(config.format(nats=nats.url, kubeconfig=kubeconfig, http=port, jetstream=JETSTREAM if nats.jetstream
+                              else "", dry_run="true" if dry_run else "false"))
     p = Proc([PLAYBOOKD, "-c", path, "--log-format", "json"])
     p.http_port = port
     wait_until(lambda: ready(p), timeout=10, interval=0.001, what="playbookd ready")
@@ -146,11 +150,11 @@ RESPONDERS = {"playbookd": start_playbookd, "peer": start_peer}
 
 # -- figures ----------------------------------------------------------------------------------------
 
-def throughput_once(who, delay_ms, n=N_ALERTS):
+def throughput_once(who, delay_ms, n=N_ALERTS, jetstream=False):
     """Alerts/s from the first publish to the last DELETE at the endpoint; CPU ms per 1,000 alerts;
-    peak RSS (MiB)."""
+    peak RSS (MiB). jetstream: the alerts are stored in a stream that playbookd consumes."""
     alerts = bench_alerts(n)
-    endpoint, nats = Endpoint(delay_ms), NatsServer()
+    endpoint, nats = Endpoint(delay_ms), NatsServer(jetstream=jetstream)
     kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
     p = RESPONDERS[who](nats, kubeconfig)
     try:
@@ -297,18 +301,46 @@ def startup_once(who):
     return {"ms": ms}
 
 
+class MonitoredNats:
+    """nats-server with its monitoring port: /varz counts the messages it received (in_msgs)."""
+
+    def __init__(self):
+        self.port, self.monitor = free_port(), free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self.proc = subprocess.Popen([binary, "-a", "127.0.0.1", "-p", str(self.port), "-m", str(self.monitor)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: self.in_msgs() is not None, timeout=10, what="nats-server monitoring")
+
+    def in_msgs(self):
+        try:
+            return json.loads(http_get(self.monitor, "/varz", timeout=1)[1])["in_msgs"]
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
 def falco_nats_once(mode, n):
-    """Lines/s from a named pipe through falco-nats into a JetStream stream on falco.> (core mode
-    publishes are stored too), from the first line written to the last stored."""
-    nats = NatsServer(jetstream=True)
+    """Lines/s from a named pipe through falco-nats into NATS, from the first line written to the last
+    received: core mode counted by the server (/varz), JetStream mode by the stream (falco.>, file)."""
+    nats = MonitoredNats() if mode == "core" else NatsServer(jetstream=True)
     d = tempfile.mkdtemp(prefix="bench-pipe-")
     pipe = os.path.join(d, "falco.pipe")
     os.mkfifo(pipe)
-    client = NatsClient(nats.port)
-    answer = client.request("$JS.API.STREAM.CREATE.FALCO", {"name": "FALCO", "subjects": ["falco.>"],
-                                                           "storage": "file"})
-    assert "error" not in answer, answer
-    cmd = [FALCO_NATS, "-s", nats.url, "-f", pipe, "--log-format", "json"] + (["--jetstream"] if mode == "jetstream" else [])
+    client = None
+    if mode == "jetstream":
+        client = NatsClient(nats.port)
+        answer = client.request("$JS.API.STREAM.CREATE.FALCO", {"name": "FALCO", "subjects": ["falco.>"],
+                                                               "storage": "file"})
+        assert "error" not in answer, answer
+        received = lambda: client.request("$JS.API.STREAM.INFO.FALCO")["state"]["messages"]  # noqa: E731
+    else:
+        base = nats.in_msgs()
+        received = lambda: nats.in_msgs() - base  # noqa: E731
+    cmd = [FALCO_NATS, "-s", nats.url, "-f", pipe, "--log-format", "json"] + (["--jetstream"] if client else [])
     p = Proc(cmd)
     data = b"".join(payload + b"\n" for _, payload in bench_alerts(n))
     try:
@@ -316,11 +348,11 @@ def falco_nats_once(mode, n):
         start = time.monotonic()
         with open(pipe, "wb") as f:
             f.write(data)
-        wait_until(lambda: client.request("$JS.API.STREAM.INFO.FALCO")["state"]["messages"] >= n,
-                   timeout=120, interval=0.02, what=f"{n} lines stored")
+        wait_until(lambda: received() >= n, timeout=120, interval=0.01, what=f"{n} lines received")
         return {"rate": n / (time.monotonic() - start)}
     finally:
-        client.close()
+        if client:
+            client.close()
         p.stop()
         nats.stop()
         shutil.rmtree(d, ignore_errors=True)
@@ -382,6 +414,10 @@ def suite(groups, runs):
             if d == 0:
                 row("CPU per 1,000 alerts, 0 ms API (ms, user + sys)", "< 100", fmt(ours["cpu_ms_per_1000"]),
                     fmt(peer["cpu_ms_per_1000"]), ratio(ours["cpu_ms_per_1000"], peer["cpu_ms_per_1000"], False))
+        for d in (0, 5):
+            js = median_of(r3, throughput_once, "playbookd", d, N_ALERTS, True)
+            row(f"throughput, {d} ms API, JetStream at least once (alerts/s)", "", fmt(js["rate"]))
+            row(f"peak RSS, throughput {d} ms, JetStream (MiB)", "< 24", fmt(js["peak_mib"]))
     if "latency" in groups:
         for rate, goal in ((1000, "p99 < 0.5"), (5000, "p99 < 2")):
             ours = median_of(r3, latency_once, "playbookd", rate, 5)
