@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <nats/nats.h>
 #include <pthread.h>
 #include <signal.h>
@@ -366,8 +367,19 @@ static void log_summary(void)
            NULL);
 }
 
+/*
+ * glibc gives threads up to 8 arenas per core (128 on a 16-core node): with about 70 threads (workers,
+ * Event senders, cnats, libmicrohttpd) nearly every busy thread would keep an arena of its own, each with
+ * its free space and fragmentation. Four bound that whatever the node. Measured (MALLOC_ARENA_MAX, 2
+ * cores, 1,000 alerts/s, medians of 3): peak RSS 21.2 MiB with 4 arenas, 22.5 with 16 (the default on 2
+ * cores), 25.0 with 72 (a thread each, as on a large node); a 0 ms flood ran as fast with 4 as with 16,
+ * while 2 lost a quarter of its throughput to lock contention.
+ */
+#define MALLOC_ARENAS 4
+
 int main(int argc, char **argv)
 {
+    mallopt(M_ARENA_MAX, MALLOC_ARENAS);
     struct flags f = {0};
     struct config *cfg = NULL;
     struct error err;
