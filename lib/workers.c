@@ -35,7 +35,8 @@ struct workers {
     struct lane shared;
     size_t capacity, lane_capacity;
     size_t queued, running;
-    size_t next_idle; /* where the search for an idle worker starts, to spread shared items */
+    unsigned long ended; /* items run to their end, for workers_quiet */
+    size_t next_idle;    /* where the search for an idle worker starts, to spread shared items */
     bool stopping;
 };
 
@@ -90,6 +91,7 @@ static void *worker_main(void *arg)
             w->run(w);
             pthread_mutex_lock(&p->lock);
             p->running--;
+            p->ended++;
             pthread_cond_broadcast(&p->done);
             continue;
         }
@@ -237,6 +239,15 @@ void workers_destroy(struct workers *p)
     pthread_mutex_destroy(&p->lock);
     free(p->w);
     free(p);
+}
+
+bool workers_quiet(struct workers *p, unsigned long *ended)
+{
+    pthread_mutex_lock(&p->lock);
+    bool quiet = p->queued + p->running == 0 && p->ended == *ended;
+    *ended = p->ended;
+    pthread_mutex_unlock(&p->lock);
+    return quiet;
 }
 
 uint64_t workers_key(const char *text, size_t len)

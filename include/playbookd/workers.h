@@ -11,6 +11,7 @@
 #ifndef PLAYBOOKD_WORKERS_H
 #define PLAYBOOKD_WORKERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,12 @@ int workers_submit(struct workers *p, struct work *w);
 size_t workers_finish(struct workers *p, long timeout_ms);
 /* Finishes with no deadline if need be, waits for running items to end, joins the threads. NULL: no-op. */
 void workers_destroy(struct workers *p);
+
+/*
+ * True when nothing is queued or running and no item ended since the previous call, which left the
+ * count of ended items in *ended (start it at 0). Polled once a second, it tells that a burst is over.
+ */
+bool workers_quiet(struct workers *p, unsigned long *ended);
 
 /* A stable 64-bit hash of text (FNV-1a), never 0: a key for workers_submit. */
 uint64_t workers_key(const char *text, size_t len);
