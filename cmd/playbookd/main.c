@@ -357,7 +357,8 @@ static int run_daemon(struct config *cfg, struct cooldown *cooldown, const struc
     struct timespec tick = {.tv_sec = 1};
     unsigned long ended = 0;
     bool trimmed = true;
-    while (rc == 0 && ((sig = sigtimedwait(&set, NULL, &tick)) == SIGHUP || (sig < 0 && errno == EAGAIN))) {
+    while (rc == 0 &&
+           ((sig = sigtimedwait(&set, NULL, &tick)) == SIGHUP || (sig < 0 && (errno == EAGAIN || errno == EINTR)))) {
         if (sig == SIGHUP)
             reload(&dm);
         nats_poll_dropped(dm.subs);
