@@ -72,6 +72,7 @@ http {{
     }}
     location ~ ^/apis/events\\.k8s\\.io/v1/namespaces/[^/]+/events$ {{
       default_type application/json;
+      echo_read_request_body;  # as an API server does; unread, HTTP/2 resets the stream under the upload
       echo_status 201;
       {sleep}
       echo -n '{event}';

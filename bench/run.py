@@ -8,6 +8,8 @@ start-up, and falco-nats lines/s.
     make bench                              (everything, about 8 minutes on 2 cores)
     python3 bench/run.py --only throughput  (one group: ceiling throughput latency filter memory startup
                                              falco-nats; --runs N overrides the number of runs)
+    python3 bench/run.py --profile          (where playbookd's time goes in a 0 ms run: perf, by library
+                                             and by function)
 """
 
 import argparse
@@ -136,16 +138,18 @@ def ready(p):
         return False
 
 
-def start_peer(nats, kubeconfig, concurrency=32):
+def start_peer(nats, kubeconfig, concurrency=32, default_agent=False):
     p = Proc(["node", PEER, "--nats", nats.url, "--subject", "falco.>", "--kubeconfig", kubeconfig,
-              "--concurrency", str(concurrency), "--dry-run"], stdout=subprocess.PIPE)
+              "--concurrency", str(concurrency), "--dry-run"] + (["--default-agent"] if default_agent else []),
+             stdout=subprocess.PIPE)
     line = p.proc.stdout.readline()
     if line.strip() != b"ready":
         raise RuntimeError("peer did not start: " + open(p.log_path).read()[-2000:])
     return p
 
 
-RESPONDERS = {"playbookd": start_playbookd, "peer": start_peer}
+RESPONDERS = {"playbookd": start_playbookd, "peer": start_peer,
+              "peer-default": lambda nats, kubeconfig: start_peer(nats, kubeconfig, default_agent=True)}
 
 
 # -- figures ----------------------------------------------------------------------------------------
@@ -165,7 +169,12 @@ def throughput_once(who, delay_ms, n=N_ALERTS, jetstream=False):
         last = max(t for t, _ in endpoint.requests())
         cpu = p.cpu_s() - cpu0
         client.close()
-        return {"rate": n / (last - start), "cpu_ms_per_1000": cpu * 1000 / n * 1000, "peak_mib": p.peak_rss_mib()}
+        try:  # Events go out after their DELETE: wait for them, and count those that never came
+            wait_until(lambda: endpoint.count("POST") >= n, timeout=10, interval=0.05)
+        except AssertionError:
+            pass
+        return {"rate": n / (last - start), "cpu_ms_per_1000": cpu * 1000 / n * 1000, "peak_mib": p.peak_rss_mib(),
+                "events_pct": 100 * endpoint.count("POST") / n}
     finally:
         p.stop()
         nats.stop()
@@ -276,12 +285,12 @@ def memory_once(who):
         else start_peer(nats, kubeconfig)
     try:
         time.sleep(1)
-        idle = p.rss_mib()
+        idle, idle_private = p.rss_mib(), p.status_kib("RssAnon") / 1024
         client = NatsClient(nats.port)
         client.publish_many(bench_alerts(100000), batch=2000)
         time.sleep(3)
         client.close()
-        return {"idle_mib": idle, "flood_mib": p.peak_rss_mib()}
+        return {"idle_mib": idle, "idle_private_mib": idle_private, "flood_mib": p.peak_rss_mib()}
     finally:
         p.stop()
         nats.stop()
@@ -402,18 +411,25 @@ def suite(groups, runs):
             c = median_of(r3, ceiling_once, d)["rate"]
             row(f"endpoint alone, {d} ms (wrk, 32 connections, req/s)", "the ceiling", fmt(c))
     if "throughput" in groups:
+        rates = {}
         for d in DELAYS:
             n = r5 if d <= 1 else r3
             ours = median_of(n, throughput_once, "playbookd", d)
+            rates[d] = ours["rate"]
             peer = median_of(r3, throughput_once, "peer", d)
             goal = {0: ">= 15,000", 5: ">= 5,000", 20: ">= 1,400"}.get(d, "")
             row(f"throughput, {d} ms API (alerts/s)", goal, fmt(ours["rate"]), fmt(peer["rate"]),
                 ratio(ours["rate"], peer["rate"]))
+            row(f"Events recorded in that run (% of alerts)", "100", fmt(ours["events_pct"]), fmt(peer["events_pct"]))
             row(f"peak RSS, throughput {d} ms (MiB)", "< 24", fmt(ours["peak_mib"]), fmt(peer["peak_mib"]),
                 ratio(ours["peak_mib"], peer["peak_mib"], False))
             if d == 0:
                 row("CPU per 1,000 alerts, 0 ms API (ms, user + sys)", "< 100", fmt(ours["cpu_ms_per_1000"]),
                     fmt(peer["cpu_ms_per_1000"]), ratio(ours["cpu_ms_per_1000"], peer["cpu_ms_per_1000"], False))
+        for d in (0, 5):
+            plain = median_of(r3, throughput_once, "peer-default", d, 5000)
+            row(f"throughput, {d} ms API, the peer with client-node's own agent (a TLS connection per request)",
+                "", fmt(rates[d]), fmt(plain["rate"]), ratio(rates[d], plain["rate"]))
         for d in (0, 5):
             js = median_of(r3, throughput_once, "playbookd", d, N_ALERTS, True)
             row(f"throughput, {d} ms API, JetStream at least once (alerts/s)", "", fmt(js["rate"]))
@@ -432,6 +448,8 @@ def suite(groups, runs):
         ours, peer = median_of(r3, memory_once, "playbookd"), median_of(r3, memory_once, "peer")
         row("RSS idle (MiB)", "< 8", fmt(ours["idle_mib"]), fmt(peer["idle_mib"]),
             ratio(ours["idle_mib"], peer["idle_mib"], False))
+        row("of which private, not shared libraries (RssAnon, MiB)", "", fmt(ours["idle_private_mib"]),
+            fmt(peer["idle_private_mib"]), ratio(ours["idle_private_mib"], peer["idle_private_mib"], False))
         row("peak RSS, flood of 100,000 at 20 ms, default limits (MiB)", "bounded", fmt(ours["flood_mib"]),
             fmt(peer["flood_mib"]), ratio(ours["flood_mib"], peer["flood_mib"], False))
     if "startup" in groups:
@@ -443,6 +461,38 @@ def suite(groups, runs):
         row("falco-nats, pipe -> NATS, core (lines/s)", ">= 100,000", fmt(core["rate"]))
         row("falco-nats, pipe -> JetStream, acked (lines/s)", "", fmt(js["rate"]))
     return rows
+
+
+def profile(delay_ms=0, n=N_ALERTS):
+    """perf record (cpu-clock, 2 kHz) of playbookd through one 0 ms throughput run; prints where the time
+    goes by library and by function."""
+    alerts = bench_alerts(n)
+    endpoint, nats = Endpoint(delay_ms), NatsServer()
+    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    p = start_playbookd(nats, kubeconfig)
+    data = os.path.join(p.dir, "perf.data")
+    perf = subprocess.Popen(["perf", "record", "-F", "2000", "-e", "cpu-clock"] + os.environ.get("PERF_EXTRA", "").split() + ["-o", data, "-p", str(p.proc.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        client = NatsClient(nats.port)
+        start = time.time()
+        client.publish_many(alerts, batch=1000)
+        wait_until(lambda: endpoint.count() >= n, timeout=600, interval=0.05, what=f"{n} DELETEs")
+        print(f"profile: {n} alerts at {delay_ms} ms, {n / (time.time() - start):,.0f} alerts/s")
+        client.close()
+    finally:
+        perf.send_signal(2)
+        perf.wait()
+        if os.environ.get("PERF_KEEP"):
+            shutil.copy(data, os.environ["PERF_KEEP"])
+        for sort in ("dso", "dso,sym"):
+            out = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort, "-g", "none",
+                                  "--percent-limit", "0.7"], capture_output=True, text=True).stdout
+            print("\n".join(l for l in out.splitlines() if l.strip() and not l.startswith("#")))
+        p.stop()
+        nats.stop()
+        endpoint.stop()
 
 
 def git(*args):
@@ -469,7 +519,10 @@ def main():
     ap.add_argument("--only", action="append", choices=GROUPS, help="run only this group (repeatable)")
     ap.add_argument("--runs", type=int, help="runs per figure (default: 5, 3 for the slow ones)")
     ap.add_argument("--table", help="also write the table to this file")
+    ap.add_argument("--profile", action="store_true", help="only profile playbookd (perf) in a 0 ms run")
     args = ap.parse_args()
+    if args.profile:
+        return profile()
     for tool in ("nginx", "wrk", "node", "nats-server"):
         if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
             sys.exit(f"bench: {tool} is missing: run `bash bench/install-deps.sh`")

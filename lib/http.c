@@ -229,10 +229,14 @@ struct transfer {
     struct transfer *prev, *next; /* in the batch's list */
 };
 
+#define BATCH_IDLE_MAX 64
+
 struct http_batch {
     CURLM *multi;
     struct transfer *in_flight; /* a list: curl 7.88 cannot list a multi's handles */
     size_t n_in_flight;
+    CURL *idle[BATCH_IDLE_MAX]; /* handles for the next requests: a new one allocates about 80 KiB of buffers */
+    size_t n_idle;
 };
 
 int http_batch_create(struct http_batch **out, struct error *err)
@@ -257,7 +261,12 @@ static void transfer_free(struct http_batch *b, struct transfer *t)
         t->next->prev = t->prev;
     b->n_in_flight--;
     curl_multi_remove_handle(b->multi, t->h);
-    curl_easy_cleanup(t->h);
+    if (b->n_idle < BATCH_IDLE_MAX) {
+        curl_easy_reset(t->h);
+        b->idle[b->n_idle++] = t->h;
+    } else {
+        curl_easy_cleanup(t->h);
+    }
     curl_slist_free_all(t->headers);
     http_response_free(&t->resp);
     free(t->body);
@@ -275,7 +284,7 @@ int http_batch_add(struct http_batch *b, const struct http_request *req, http_do
         return error_set(err, "out of memory");
     struct http_request own = *req;
     own.body = t->body = req->body ? malloc(req->body_len + 1) : NULL; /* curl does not copy POSTFIELDS */
-    t->h = curl_easy_init();
+    t->h = b->n_idle > 0 ? b->idle[--b->n_idle] : curl_easy_init();
     t->headers = request_headers(req);
     t->done = done;
     t->arg = arg;
@@ -353,6 +362,8 @@ void http_batch_destroy(struct http_batch *b)
         t->done(t->arg, NULL, "cancelled");
         transfer_free(b, t);
     }
+    while (b->n_idle > 0)
+        curl_easy_cleanup(b->idle[--b->n_idle]);
     curl_multi_cleanup(b->multi);
     free(b);
 }

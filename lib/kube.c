@@ -2,7 +2,7 @@
  * kube.c: calls to the Kubernetes API as a well-behaved controller makes them: TLS verified, the bearer
  * token re-read every minute and at once after a 401 (bound service-account tokens rotate), dryRun=All
  * on mutating requests in dry run, Status objects turned into readable reasons. Events are queued for the
- * sender of kube_event.c, started and stopped with the client.
+ * senders of kube_event.c, started and stopped with the client.
  */
 #include "playbookd/kube.h"
 
@@ -24,7 +24,7 @@ struct kube {
     pthread_mutex_t lock; /* guards token and token_read_at */
     char *token;
     double token_read_at;
-    struct kube_events *events; /* its queue and sender (kube_event.c) */
+    struct kube_events *events; /* its queue and senders (kube_event.c) */
 };
 
 static double now_s(void)
@@ -90,7 +90,7 @@ int kube_create(struct kube **out, const struct config_kube *cfg, struct error *
     set_pem(&k->tls.cert, k->ep.cert_file, k->ep.cert_data, k->ep.cert_len);
     set_pem(&k->tls.key, k->ep.key_file, k->ep.key_data, k->ep.key_len);
     k->timeout_ms = cfg->timeout_ms;
-    if (kube_events_start(&k->events, k, k->timeout_ms, err) != 0) { /* last: the sender reads k */
+    if (kube_events_start(&k->events, k, k->timeout_ms, err) != 0) { /* last: the senders read k */
         kube_destroy(k);
         return -1;
     }
@@ -102,7 +102,7 @@ void kube_destroy(struct kube *k)
 {
     if (k == NULL)
         return;
-    kube_events_stop(k->events); /* first: the sender still sends */
+    kube_events_stop(k->events); /* first: the senders still send */
     kube_endpoint_free(&k->ep);
     free(k->token);
     pthread_mutex_destroy(&k->lock);

@@ -1,9 +1,9 @@
 /*
  * kube_event.c: events.k8s.io/v1 Events off the action's path. kube_record_event builds the Event at once
- * and queues it without waiting; one sender thread POSTs what is queued, up to KUBE_EVENT_IN_FLIGHT at a
- * time through an http.c batch (HTTP/2 streams on one connection where the API server speaks it: no
- * thread, connection or wake-up per Event). Best effort and bounded: a full queue drops the Event. Every
- * Event is counted (ok, failed, dropped); failures and drops are logged at most once a second.
+ * and queues it without waiting; KUBE_EVENT_SENDERS sender threads POST what is queued, each up to
+ * KUBE_EVENT_IN_FLIGHT at a time through an http.c batch (HTTP/2 streams on one connection where the API
+ * server speaks it: no thread, connection or wake-up per Event). Best effort and bounded: a full queue drops the Event.
+ * Every Event is counted (ok, failed, dropped); failures and drops are logged at most once a second.
  */
 #include "playbookd/kube.h"
 
@@ -21,10 +21,10 @@
 
 #define DROPPED_MSG "event dropped: the queue is full"
 
-/* One Event waiting for the sender or in flight: its body, built when it was recorded, and what a failure
+/* One Event waiting for a sender or in flight: its body, built when it was recorded, and what a failure
  * names. */
 struct queued_event {
-    struct kube_events *q;
+    struct sender *sender; /* the one that sends it, once taken */
     char *body;
     bool dry_run;
     bool retried;   /* sent again with a fresh token after a 401 */
@@ -41,10 +41,13 @@ struct kube_events {
     struct queued_event *ring[KUBE_EVENT_QUEUE_MAX];
     size_t head, count;
     bool stopping;
-    double deadline_s;        /* when stopping: no Event starts after this */
-    struct http_batch *batch; /* the sender's requests in flight */
-    pthread_t sender;
-    bool started;
+    double deadline_s; /* when stopping: no Event starts after this */
+    struct sender {
+        struct kube_events *q;
+        struct http_batch *batch; /* its requests in flight */
+        pthread_t thread;
+        bool started;
+    } senders[KUBE_EVENT_SENDERS];
     struct log_throttle dropped_log;
     pthread_mutex_t fail_lock;   /* guards the two below */
     double fail_logged_s;        /* when "event not recorded" was last logged */
@@ -108,13 +111,12 @@ static void event_free(struct queued_event *e)
 }
 
 /* The Event, built and copied out of ev; NULL when out of memory. */
-static struct queued_event *event_new(struct kube_events *q, const struct kube_event *ev)
+static struct queued_event *event_new(const struct kube_events *q, const struct kube_event *ev)
 {
     const char *ns = ev->namespace_ ? ev->namespace_ : "default"; /* cluster-scoped objects: default */
     struct queued_event *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return NULL;
-    e->q = q;
     e->body = event_body(q, ev, ns);
     if (e->body == NULL) {
         event_free(e);
@@ -152,15 +154,17 @@ static void event_failed(struct kube_events *q, const char *object, const char *
 
 static void event_sent(void *arg, struct http_response *http, const char *error);
 
-/* Puts e in flight, with a fresh token when fresh_token; counts it failed if it cannot start. */
-static void event_start(struct kube_events *q, struct queued_event *e, long timeout_ms, bool fresh_token)
+/* Puts e in flight on s, with a fresh token when fresh_token; counts it failed if it cannot start. */
+static void event_start(struct sender *s, struct queued_event *e, long timeout_ms, bool fresh_token)
 {
+    struct kube_events *q = s->q;
     struct kube_prepared *req = malloc(sizeof(*req));
+    e->sender = s;
     struct error err = {.msg = "out of memory"};
     if (req == NULL ||
         kube_prepare(q->k, "POST", e->path, "application/json", e->body, e->dry_run, timeout_ms, fresh_token, req) !=
             0 ||
-        http_batch_add(q->batch, &req->http, event_sent, e, &err) != 0) {
+        http_batch_add(s->batch, &req->http, event_sent, e, &err) != 0) {
         event_failed(q, e->object, e->action, req == NULL ? "out of memory" : err.msg);
         event_free(e);
     }
@@ -170,13 +174,13 @@ static void event_start(struct kube_events *q, struct queued_event *e, long time
 static void event_sent(void *arg, struct http_response *http, const char *error)
 {
     struct queued_event *e = arg;
-    struct kube_events *q = e->q;
+    struct kube_events *q = e->sender->q;
     char why[256];
     if (http != NULL && http->status == 201) {
         metrics_event("ok");
     } else if (http != NULL && http->status == 401 && !e->retried) {
         e->retried = true; /* a rotated token: once more with the file read again */
-        event_start(q, e, q->timeout_ms, true);
+        event_start(e->sender, e, q->timeout_ms, true);
         return;
     } else if (http == NULL) {
         event_failed(q, e->object, e->action, error);
@@ -213,16 +217,24 @@ static bool events_take(struct kube_events *q, size_t in_flight, struct queued_e
 
 static void *sender_main(void *arg)
 {
-    struct kube_events *q = arg;
+    struct sender *s = arg;
     struct queued_event *taken[KUBE_EVENT_IN_FLIGHT];
     size_t in_flight = 0, n;
     long timeout_ms;
-    while (events_take(q, in_flight, taken, KUBE_EVENT_IN_FLIGHT - in_flight, &n, &timeout_ms)) {
+    while (events_take(s->q, in_flight, taken, KUBE_EVENT_IN_FLIGHT - in_flight, &n, &timeout_ms)) {
         for (size_t i = 0; i < n; i++)
-            event_start(q, taken[i], timeout_ms, false);
-        in_flight = http_batch_run(q->batch, 1000); /* a queued Event or a stop wakes it */
+            event_start(s, taken[i], timeout_ms, false);
+        in_flight = http_batch_run(s->batch, 1000); /* a queued Event or a stop wakes it */
     }
     return NULL;
+}
+
+/* Ends the wait of every sender (each takes what its room allows; the others go back to waiting). */
+static void senders_wake(struct kube_events *q)
+{
+    for (size_t i = 0; i < KUBE_EVENT_SENDERS; i++)
+        if (q->senders[i].started)
+            http_batch_wakeup(q->senders[i].batch);
 }
 
 void kube_events_record(struct kube_events *q, const struct kube_event *ev)
@@ -239,8 +251,8 @@ void kube_events_record(struct kube_events *q, const struct kube_event *ev)
         q->count++;
     }
     pthread_mutex_unlock(&q->lock);
-    if (wake) /* else the sender has not emptied the queue since it last woke, and will come back to it */
-        http_batch_wakeup(q->batch);
+    if (wake) /* else the senders have not emptied the queue since one last woke: they come back to it */
+        senders_wake(q);
     if (!queued) {
         event_free(e);
         metrics_event("dropped");
@@ -261,14 +273,14 @@ int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms,
     q->dropped_log = (struct log_throttle)LOG_THROTTLE_INIT;
     pthread_mutex_init(&q->lock, NULL);
     pthread_mutex_init(&q->fail_lock, NULL);
-    if (http_batch_create(&q->batch, err) != 0) {
-        kube_events_stop(q);
-        return -1;
-    }
-    q->started = pthread_create(&q->sender, NULL, sender_main, q) == 0;
-    if (!q->started) {
-        kube_events_stop(q);
-        return error_set(err, "cannot start the Event sender");
+    for (size_t i = 0; i < KUBE_EVENT_SENDERS; i++) {
+        struct sender *s = &q->senders[i];
+        s->q = q;
+        if (http_batch_create(&s->batch, err) != 0 ||
+            !(s->started = pthread_create(&s->thread, NULL, sender_main, s) == 0)) {
+            kube_events_stop(q);
+            return error_set(err, "cannot start the Event senders");
+        }
     }
     *out = q;
     return 0;
@@ -282,12 +294,13 @@ void kube_events_stop(struct kube_events *q)
     q->stopping = true;
     q->deadline_s = now_s() + KUBE_EVENT_DRAIN_MS / 1000.0;
     pthread_mutex_unlock(&q->lock);
-    if (q->started) {
-        http_batch_wakeup(q->batch);
-        pthread_join(q->sender, NULL);
+    senders_wake(q);
+    for (size_t i = 0; i < KUBE_EVENT_SENDERS; i++) {
+        if (q->senders[i].started)
+            pthread_join(q->senders[i].thread, NULL);
+        http_batch_destroy(q->senders[i].batch); /* nothing is in flight: its sender waited for it */
     }
-    http_batch_destroy(q->batch);  /* nothing is in flight: the sender waited for it */
-    unsigned long left = q->count; /* the sender is gone: no lock needed */
+    unsigned long left = q->count; /* the senders are gone: no lock needed */
     for (; q->count > 0; q->count--, q->head = (q->head + 1) % KUBE_EVENT_QUEUE_MAX) {
         event_free(q->ring[q->head]);
         metrics_event("dropped");

@@ -5,6 +5,7 @@
 // playbookd to compare the two; it is not part of playbookd.
 //
 //   node peer.js --nats nats://127.0.0.1:4222 --subject 'falco.>' --kubeconfig FILE --concurrency 32 [--dry-run]
+//                [--default-agent]   (the library's own agent: a new TLS connection per request)
 //
 // stdout: one line "ready" once subscribed; on SIGTERM one line {"handled":N,"failed":N,"skipped":N}.
 // stderr: one short line per failed alert.
@@ -23,6 +24,7 @@ const { values: args } = parseArgs({
         kubeconfig: { type: 'string' },
         concurrency: { type: 'string', default: '32' },
         'dry-run': { type: 'boolean', default: false },
+        'default-agent': { type: 'boolean', default: false }, // client-node as shipped: no keep-alive
     },
 });
 const concurrency = Number.parseInt(args.concurrency, 10);
@@ -49,7 +51,7 @@ const tls = {};
 await kc.applyToHTTPSOptions(tls);
 const agent = new https.Agent({ ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.rejectUnauthorized,
                                 keepAlive: true });
-const withAgent = {
+const withAgent = args['default-agent'] ? undefined : {
     middleware: [{
         pre: (ctx) => { ctx.setAgent(agent); return new Observable(Promise.resolve(ctx)); },
         post: (response) => new Observable(Promise.resolve(response)),

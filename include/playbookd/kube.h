@@ -3,7 +3,7 @@
  * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and turns answers into
  * playbook outcomes; it records events.k8s.io Events asynchronously. The name checks that target.c applies
  * to alert fields before any path is built live here too. The module is kube.c (requests), kube_config.c
- * (where the API server is) and kube_event.c (the Event queue and its sender).
+ * (where the API server is) and kube_event.c (the Event queue and its senders).
  */
 #ifndef PLAYBOOKD_KUBE_H
 #define PLAYBOOKD_KUBE_H
@@ -22,14 +22,16 @@
 
 /*
  * Events never make an action wait. kube_record_event queues the built Event (at most KUBE_EVENT_QUEUE_MAX
- * waiting; beyond that it is dropped and counted) and one sender thread keeps up to KUBE_EVENT_IN_FLIGHT
- * of them in flight (HTTP/2 streams on one connection when the API server speaks it, as it does), each
- * request within the client's timeout_ms but at most KUBE_EVENT_TIMEOUT_MS. kube_destroy lets the sender
- * work through the queue for up to KUBE_EVENT_DRAIN_MS (an Event already in flight may finish within its
- * own timeout) and counts what is left as dropped.
+ * waiting; beyond that it is dropped and counted) and KUBE_EVENT_SENDERS sender threads each keep up to
+ * KUBE_EVENT_IN_FLIGHT of them in flight (HTTP/2 streams on one connection when the API server speaks it,
+ * as it does; several threads so that a saturated CPU still gives Events their share), each request within
+ * the client's timeout_ms but at most KUBE_EVENT_TIMEOUT_MS. kube_destroy lets the senders work through
+ * the queue for up to KUBE_EVENT_DRAIN_MS (an Event already in flight may finish within its own timeout)
+ * and counts what is left as dropped.
  */
 #define KUBE_EVENT_QUEUE_MAX 1024
-#define KUBE_EVENT_IN_FLIGHT 64
+#define KUBE_EVENT_SENDERS 4
+#define KUBE_EVENT_IN_FLIGHT 16 /* per sender */
 #define KUBE_EVENT_TIMEOUT_MS 5000
 #define KUBE_EVENT_DRAIN_MS 2000
 
@@ -54,7 +56,7 @@ void kube_endpoint_free(struct kube_endpoint *ep);
  * without one, in cluster from KUBERNETES_SERVICE_HOST/PORT and the service account in cfg->sa_dir.
  */
 int kube_create(struct kube **out, const struct config_kube *cfg, struct error *err);
-/* Drains the Event queue (see KUBE_EVENT_DRAIN_MS), stops its sender and frees k. Any thread but the sender. */
+/* Drains the Event queue (see KUBE_EVENT_DRAIN_MS), stops its senders and frees k. Any thread but a sender. */
 void kube_destroy(struct kube *k);
 const char *kube_server(const struct kube *k);
 
@@ -114,7 +116,7 @@ struct kube_event {
 };
 void kube_record_event(struct kube *k, const struct kube_event *ev);
 
-/* Inside the module (kube.c uses kube_event.c): the queue and sender of one client's Events. */
+/* Inside the module (kube.c uses kube_event.c): the queue and senders of one client's Events. */
 struct kube_events;
 int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms, struct error *err);
 void kube_events_record(struct kube_events *q, const struct kube_event *ev);
