@@ -5,7 +5,7 @@ for the peer a team would write instead (bench/peer: Node.js, nats.js and the of
 then prints one table of medians. Figures: the endpoint's own ceiling, throughput at 0/1/5/20 ms, CPU per
 1,000 alerts, latency publish -> DELETE at a steady rate, the filter path, memory (idle, loaded, flood),
 start-up, and falco-nats lines/s.
-    make bench                              (everything, about 8 minutes on 2 cores)
+    make bench                              (everything, about 9 minutes on 2 cores)
     python3 bench/run.py --only throughput  (one group: ceiling throughput latency filter memory startup
                                              falco-nats; --runs N overrides the number of runs)
     python3 bench/run.py --profile          (where playbookd's time goes in a 0 ms run: perf, by library
@@ -257,7 +257,7 @@ def handled(port):
     return total + sum(float(m) for m in re.findall(r"^playbookd_cooldown_skipped_total (\S+)$", text, re.M))
 
 
-def filter_once(n=150000):
+def filter_once(n=100000):
     alerts = filter_alerts(n)
     endpoint, nats = Endpoint(0), NatsServer()
     kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
@@ -281,7 +281,7 @@ DEFAULT_LIMITS_CONFIG = CONFIG.replace(", pending: {{messages: 20000, bytes: 64M
 
 def memory_once(who):
     """Idle RSS a second after start-up, and peak RSS in a flood of 100,000 alerts against the 20 ms
-    endpoint (playbookd with its default pending limits), read 3 s after the last publish."""
+    endpoint (playbookd with its default pending limits), read 2 s after the last publish."""
     endpoint, nats = Endpoint(20), NatsServer()
     kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
     p = start_playbookd(nats, kubeconfig, config=DEFAULT_LIMITS_CONFIG) if who == "playbookd" \
@@ -291,7 +291,7 @@ def memory_once(who):
         idle, idle_private = p.rss_mib(), p.status_kib("RssAnon") / 1024
         client = NatsClient(nats.port)
         client.publish_many(bench_alerts(100000), batch=2000)
-        time.sleep(3)
+        time.sleep(2)
         client.close()
         return {"idle_mib": idle, "idle_private_mib": idle_private, "flood_mib": p.peak_rss_mib()}
     finally:
@@ -381,7 +381,7 @@ def median_of(runs, fn, *args):
 def ceiling_once(delay_ms):
     endpoint = Endpoint(delay_ms)
     try:
-        return {"rate": endpoint.ceiling(seconds=3)}
+        return {"rate": endpoint.ceiling(seconds=2)}
     finally:
         endpoint.stop()
 
@@ -430,7 +430,7 @@ def suite(groups, runs):
                 row("CPU per 1,000 alerts, 0 ms API (ms, user + sys)", "< 100", fmt(ours["cpu_ms_per_1000"]),
                     fmt(peer["cpu_ms_per_1000"]), ratio(ours["cpu_ms_per_1000"], peer["cpu_ms_per_1000"], False))
         for d in (0, 5):
-            plain = median_of(r3, throughput_once, "peer-default", d, 5000)
+            plain = median_of(r3, throughput_once, "peer-default", d, 2000)
             row(f"throughput, {d} ms API, the peer with client-node's own agent (a TLS connection per request)",
                 "", fmt(rates[d]), fmt(plain["rate"]), ratio(rates[d], plain["rate"]))
         for d in (0, 5):
