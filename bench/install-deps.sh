@@ -8,27 +8,7 @@ cd "$(dirname "$0")"
 packages=(libnginx-mod-http-echo libnginx-mod-http-perl wrk linux-perf)
 command -v nginx >/dev/null || packages+=(nginx-light) # any nginx flavour will do
 command -v node >/dev/null || packages+=(nodejs npm)
-
-missing=()
-for p in "${packages[@]}"; do
-  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
-  [[ "$status" == "install ok installed" ]] || missing+=("$p")
-done
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "bench deps: installing ${missing[*]}"
-  sudo=""
-  if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null; then sudo="sudo"; else
-      echo "bench deps: not root and no sudo; install these packages: ${missing[*]}" >&2
-      exit 1
-    fi
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-else
-  echo "bench deps: all packages present"
-fi
+bash ../tests/install-deps.sh "${packages[@]}"
 
 if [[ ! -d peer/node_modules ]]; then
   echo "bench deps: npm ci in bench/peer"

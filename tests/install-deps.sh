@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs the Debian packages playbookd needs to build and test, if any are missing.
-# Safe to run again: it only calls apt-get when a package is absent. Used by `make deps` and `make test`.
+# Safe to run again: it only calls apt-get when a package is absent. Used by `make deps` and `make test`;
+# with arguments it installs those packages instead (bench/install-deps.sh).
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,7 @@ packages=(
   nats-server
   python3 python3-pytest python3-yaml python3-cryptography python3-jsonschema
 )
+[[ $# -gt 0 ]] && packages=("$@")
 
 missing=()
 for p in "${packages[@]}"; do
