@@ -184,9 +184,9 @@ def throughput_once(who, delay_ms, n=N_ALERTS, jetstream=False):
 
 def latency_once(who, rate, seconds):
     """Publish -> DELETE arriving at the endpoint, in ms: p50, p99, max, at a steady rate, after a first
-    3 s (not counted) that open the connections and pass a one-off pause of nats-server itself (about
-    40 ms, 2 s after it starts, seen with a plain subscriber and no playbookd)."""
-    warm = 3 * rate
+    second (not counted) that opens the connections. The publisher's socket has TCP_NODELAY, as cnats's
+    has: with Nagle's algorithm a publish waited for the server's delayed ACK, up to 40 ms."""
+    warm = rate
     n = warm + int(rate * seconds)
     alerts = bench_alerts(n)
     endpoint, nats = Endpoint(0, microseconds=True), NatsServer()

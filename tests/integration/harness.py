@@ -113,6 +113,7 @@ class NatsClient:
 
     def __init__(self, port, token=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as cnats: no Nagle delay on a publish
         self.buf = b""
         self.inbox = None
         self.requests = self.sids = 0
