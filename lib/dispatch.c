@@ -336,6 +336,8 @@ static struct job *job_create(struct dispatcher *d, const char *subject, struct 
     memset(job, 0, sizeof(*job));
     job->d = d;
     job->alert = *a;
+    if (a->time == a->time_buf) /* the rendered time lives in the struct: point at the job's copy */
+        job->alert.time = job->alert.time_buf;
     job->delivery = dl ? *dl : (struct delivery){0};
     job->n = n;
     memcpy(job->order, order, n * sizeof(job->order[0]));
