@@ -6,8 +6,8 @@ then prints one table of medians. Figures: the endpoint's own ceiling, throughpu
 1,000 alerts, latency publish -> DELETE at a steady rate, the filter path, memory (idle, loaded, flood),
 start-up, and falco-nats lines/s.
     make bench                              (everything, about 9 minutes on 2 cores)
-    python3 bench/run.py --only throughput  (one group: ceiling throughput latency filter memory startup
-                                             falco-nats; --runs N overrides the number of runs)
+    python3 bench/run.py --only throughput  (one group: ceiling throughput latency instructions filter memory
+                                             startup falco-nats; --runs N overrides the number of runs)
     python3 bench/run.py --profile          (where playbookd's time goes in a 0 ms run: perf, by library
                                              and by function)
 """
@@ -370,6 +370,30 @@ def falco_nats_once(mode, n):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def replay_instructions(n):
+    """Instructions (callgrind) of `playbookd --replay` over n alerts against the 0 ms endpoint."""
+    endpoint = Endpoint(0)
+    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    config = os.path.join(endpoint.dir, "replay.yaml")
+    with open(config, "w") as f:
+        f.write(f'kubernetes: {{kubeconfig: "{kubeconfig}"}}\ndry_run: true\n'
+                'playbooks:\n  kill: {type: delete-pod}\ntopics:\n  "falco.>": [kill]\n')
+    try:
+        out = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={endpoint.dir}/callgrind.out",
+                              PLAYBOOKD, "-c", config, "--replay", "-"],
+                             input=b"".join(p + b"\n" for _, p in bench_alerts(n)), capture_output=True)
+        return int(re.search(rb"Collected : (\d+)", out.stderr)[1])
+    finally:
+        endpoint.stop()
+
+
+def instructions_once():
+    """Instructions per alert (a DELETE and its Event, the log line, the parse), counted by callgrind:
+    the same on every run, so a change's effect shows through this machine's noise. The difference
+    between 400 and 100 alerts, so that start-up and the TLS handshakes cancel out."""
+    return {"per_alert": (replay_instructions(400) - replay_instructions(100)) / 300}
+
+
 # -- the suite --------------------------------------------------------------------------------------
 
 def median_of(runs, fn, *args):
@@ -444,6 +468,9 @@ def suite(groups, runs):
             for k in ("p50", "p99", "max"):
                 row(f"latency publish -> DELETE at {rate:,}/s, {k} (ms)", goal if k == "p99" else "",
                     fmt(ours[k]), fmt(peer[k]) if peer else "-", ratio(ours[k], peer[k], False) if peer else "-")
+    if "instructions" in groups:
+        ours = instructions_once()
+        row("instructions per alert, DELETE + Event (callgrind, --replay)", "", fmt(ours["per_alert"]))
     if "filter" in groups:
         ours = median_of(r5, filter_once)
         row("filter path: protected namespace, host event, cooldown (alerts/s)", ">= 300,000", fmt(ours["rate"]))
@@ -514,7 +541,7 @@ def table(rows, seconds, command):
     return "\n".join(head + [f"| {' | '.join(r)} |" for r in rows]) + "\n"
 
 
-GROUPS = ("ceiling", "throughput", "latency", "filter", "memory", "startup", "falco-nats")
+GROUPS = ("ceiling", "throughput", "latency", "instructions", "filter", "memory", "startup", "falco-nats")
 
 
 def main():
