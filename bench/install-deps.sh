@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # install-deps.sh: what `make bench` needs beyond the build and test packages (tests/install-deps.sh):
 # nginx with the echo and perl modules (the API stand-in), wrk (its ceiling), perf (the profile), valgrind
-# (instructions per alert), Node.js
-# and the peer's npm packages (bench/peer, pinned by package-lock.json). Safe to run again.
+# (instructions per alert), Node.js and the peer's npm packages (bench/peer, pinned by package-lock.json).
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")"
 
