@@ -1,6 +1,6 @@
 """endpoint.py: the Kubernetes API stand-in of the benchmarks: Debian's nginx over HTTPS answering a pod
 DELETE with a Pod (200) and an Event POST with the Event (201) after a fixed delay (the echo module's
-echo_sleep, which serves delayed requests concurrently), with its own CA and a kubeconfig for clients.
+echo_sleep, which serves delayed requests concurrently), with its own CA and a kubeconfig for clients (.kubeconfig).
 Every request is logged with its arrival time: milliseconds for the throughput runs ($msec), microseconds
 for the latency runs (Time::HiRes through the perl module, read in the log phase, so a few microseconds
 after arrival: the latency it gives errs long). ceiling() measures what the endpoint alone serves with
@@ -108,6 +108,7 @@ class Endpoint:
         self.proc = subprocess.Popen(["nginx", "-p", self.dir, "-c", self.conf, "-e", "stderr"],
                                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "wb"))
         wait_until(self._listening, timeout=10, what="nginx listening")
+        self.kubeconfig = self._write_kubeconfig(os.path.join(self.dir, "kubeconfig"))
 
     def _make_pki(self):
         ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
@@ -129,7 +130,8 @@ class Endpoint:
         except OSError:
             return False
 
-    def write_kubeconfig(self, path):
+    def _write_kubeconfig(self, path):
+        """A kubeconfig for clients: this CA, this server, a token user."""
         text = "\n".join([
             "apiVersion: v1", "kind: Config", "clusters:", "- name: bench", "  cluster:",
             f"    certificate-authority-data: {b64(self.ca_pem)}", f"    server: {self.url}",

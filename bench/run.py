@@ -160,7 +160,7 @@ def throughput_once(who, delay_ms, n=N_ALERTS, jetstream=False):
     peak RSS (MiB). jetstream: the alerts are stored in a stream that playbookd consumes."""
     alerts = bench_alerts(n)
     endpoint, nats = Endpoint(delay_ms), NatsServer(jetstream=jetstream)
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     p = RESPONDERS[who](nats, kubeconfig)
     try:
         client = NatsClient(nats.port)
@@ -190,7 +190,7 @@ def latency_once(who, rate, seconds):
     n = warm + int(rate * seconds)
     alerts = bench_alerts(n)
     endpoint, nats = Endpoint(0, microseconds=True), NatsServer()
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     p = RESPONDERS[who](nats, kubeconfig)
     try:
         client = NatsClient(nats.port)
@@ -260,7 +260,7 @@ def handled(port):
 def filter_once(n=100000):
     alerts = filter_alerts(n)
     endpoint, nats = Endpoint(0), NatsServer()
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     p = start_playbookd(nats, kubeconfig, config=FILTER_CONFIG)
     try:
         client = NatsClient(nats.port)
@@ -283,7 +283,7 @@ def memory_once(who):
     """Idle RSS a second after start-up, and peak RSS in a flood of 100,000 alerts against the 20 ms
     endpoint (playbookd with its default pending limits), read 2 s after the last publish."""
     endpoint, nats = Endpoint(20), NatsServer()
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     p = start_playbookd(nats, kubeconfig, config=DEFAULT_LIMITS_CONFIG) if who == "playbookd" \
         else start_peer(nats, kubeconfig)
     try:
@@ -303,7 +303,7 @@ def memory_once(who):
 def startup_once(who):
     """Milliseconds from the process start to ready: /readyz 200 (playbookd), `ready` printed (the peer)."""
     endpoint, nats = Endpoint(0), NatsServer()
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     start = time.monotonic()
     p = RESPONDERS[who](nats, kubeconfig)
     ms = (time.monotonic() - start) * 1000
@@ -373,7 +373,7 @@ def falco_nats_once(mode, n):
 def replay_instructions(n):
     """Instructions (callgrind) of `playbookd --replay` over n alerts against the 0 ms endpoint."""
     endpoint = Endpoint(0)
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     config = os.path.join(endpoint.dir, "replay.yaml")
     with open(config, "w") as f:
         f.write(f'kubernetes: {{kubeconfig: "{kubeconfig}"}}\ndry_run: true\n'
@@ -498,7 +498,7 @@ def profile(delay_ms=0, n=N_ALERTS):
     goes by library and by function."""
     alerts = bench_alerts(n)
     endpoint, nats = Endpoint(delay_ms), NatsServer()
-    kubeconfig = endpoint.write_kubeconfig(os.path.join(endpoint.dir, "kubeconfig"))
+    kubeconfig = endpoint.kubeconfig
     p = start_playbookd(nats, kubeconfig)
     data = os.path.join(p.dir, "perf.data")
     perf = subprocess.Popen(["perf", "record", "-F", "2000", "-e", "cpu-clock"] + os.environ.get("PERF_EXTRA", "").split() + ["-o", data, "-p", str(p.proc.pid)],

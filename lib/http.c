@@ -177,6 +177,21 @@ static void set_options(CURL *h, const struct http_request *req, struct curl_sli
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
 }
 
+/* Why a transfer ended without an answer. */
+static const char *transfer_error(CURLcode rc)
+{
+    return rc == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror(rc);
+}
+
+/* The status and Retry-After of the answer h received, into resp. */
+static void read_status(CURL *h, struct http_response *resp)
+{
+    curl_off_t retry_after = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after);
+    resp->retry_after_s = retry_after < 0 ? 0 : retry_after > 3600 ? 3600 : (long)retry_after; /* sane bounds */
+}
+
 int http_send(const struct http_request *req, struct http_response *resp, struct error *err)
 {
     memset(resp, 0, sizeof(*resp));
@@ -201,12 +216,9 @@ int http_send(const struct http_request *req, struct http_response *resp, struct
     if (rc != CURLE_OK) {
         handle_release(h);
         http_response_free(resp);
-        return error_set(err, "%s", rc == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror(rc));
+        return error_set(err, "%s", transfer_error(rc));
     }
-    curl_off_t retry_after = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
-    curl_easy_getinfo(h, CURLINFO_RETRY_AFTER, &retry_after);
-    resp->retry_after_s = retry_after < 0 ? 0 : retry_after > 3600 ? 3600 : (long)retry_after; /* sane bounds */
+    read_status(h, resp);
     handle_release(h);
     return 0;
 }
@@ -288,27 +300,26 @@ int http_batch_add(struct http_batch *b, const struct http_request *req, http_do
     t->headers = request_headers(req);
     t->done = done;
     t->arg = arg;
+    const char *failed = NULL;
     if (t->h == NULL || t->headers == NULL || (req->body != NULL && t->body == NULL)) {
+        failed = "out of memory";
+    } else {
+        if (t->body != NULL) {
+            memcpy(t->body, req->body, req->body_len);
+            t->body[req->body_len] = 0;
+        }
+        set_options(t->h, &own, t->headers, kind == 1, &t->resp);
+        curl_easy_setopt(t->h, CURLOPT_PRIVATE, t);
+        curl_easy_setopt(t->h, CURLOPT_PIPEWAIT, 1L); /* wait for a connection that multiplexes, not a new one */
+        if (curl_multi_add_handle(b->multi, t->h) != CURLM_OK)
+            failed = "cannot start the request";
+    }
+    if (failed != NULL) {
         curl_easy_cleanup(t->h);
         curl_slist_free_all(t->headers);
         free(t->body);
         free(t);
-        return error_set(err, "out of memory");
-    }
-    if (t->body != NULL) {
-        memcpy(t->body, req->body, req->body_len);
-        t->body[req->body_len] = 0;
-    }
-    set_options(t->h, &own, t->headers, kind == 1, &t->resp);
-    curl_easy_setopt(t->h, CURLOPT_PRIVATE, t);
-    curl_easy_setopt(t->h, CURLOPT_PIPEWAIT, 1L); /* wait for a connection that multiplexes, not a new one */
-    if (curl_multi_add_handle(b->multi, t->h) != CURLM_OK) {
-        curl_easy_cleanup(t->h);
-        t->h = NULL;
-        curl_slist_free_all(t->headers);
-        free(t->body);
-        free(t);
-        return error_set(err, "cannot start the request");
+        return error_set(err, "%s", failed);
     }
     t->next = b->in_flight;
     if (t->next != NULL)
@@ -321,12 +332,9 @@ int http_batch_add(struct http_batch *b, const struct http_request *req, http_do
 static void transfer_end(struct http_batch *b, struct transfer *t, CURLcode rc)
 {
     if (rc != CURLE_OK) {
-        t->done(t->arg, NULL, rc == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror(rc));
+        t->done(t->arg, NULL, transfer_error(rc));
     } else {
-        curl_off_t retry_after = 0;
-        curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->resp.status);
-        curl_easy_getinfo(t->h, CURLINFO_RETRY_AFTER, &retry_after);
-        t->resp.retry_after_s = retry_after < 0 ? 0 : retry_after > 3600 ? 3600 : (long)retry_after;
+        read_status(t->h, &t->resp);
         t->done(t->arg, &t->resp, NULL);
     }
     transfer_free(b, t);
