@@ -1,7 +1,7 @@
 """fake_kube.py: a fake Kubernetes API server for the integration tests.
 
 FakeKube serves, over HTTPS on a loopback port, the REST calls playbookd makes (get, delete and patch
-pods; get and patch nodes; create NetworkPolicies and events.k8s.io Events) and answers them the way
+pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.io Events) and answers them the way
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
 schemas in shared/k8s-schemas, JSON and merge patches, optimistic concurrency and dryRun=All. It makes its
 own CA and certificates, accepts a bearer token or a client certificate, records every request, and
@@ -599,6 +599,22 @@ def validate_selector(selector, path):
     return errors
 
 
+def selector_matches(selector, labels):
+    """metav1.LabelSelectorAsSelector(selector).Matches(labels): None selects nothing, {} everything; every
+    matchLabels pair and matchExpressions requirement must hold (NotIn and DoesNotExist hold for an absent
+    label). The selector has passed validate_selector, as every stored one has."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    tests = {"In": lambda key, values: key in labels and labels[key] in values,
+             "NotIn": lambda key, values: key not in labels or labels[key] not in values,
+             "Exists": lambda key, values: key in labels,
+             "DoesNotExist": lambda key, values: key not in labels}
+    return all(tests[e["operator"]](e["key"], e.get("values") or []) for e in selector.get("matchExpressions") or [])
+
+
 def port_name_errors(name):
     checks = [(len(name) > 15, "must be no more than 15 characters"),
               (not re.fullmatch("[-a-z0-9]+", name),
@@ -903,6 +919,17 @@ def grace_period(pod, options):
     return 1 if period < 0 else period
 
 
+def list_paging(query):
+    """(limit, the last name already listed) from a list's query; limit 0 is no limit, as for the real one.
+    The continue token here is the last name, base64: opaque to clients, as the real one is."""
+    try:
+        limit = int((query.get("limit") or ["0"])[0])
+        start = base64.b64decode((query.get("continue") or [""])[0], validate=True).decode()
+    except ValueError:
+        raise bad_request("invalid limit or continue token") from None
+    return max(limit, 0), start
+
+
 # ---------------------------------------------------------------------------------------------------
 # Certificates
 
@@ -1151,6 +1178,24 @@ class FakeKube:
     def policy(self, namespace, name):
         return self._copy_of(self._policies, (namespace, name))
 
+    def add_policy(self, namespace, name, spec, labels=None):
+        """Stores a NetworkPolicy as another user's create would: defaulted, validated (422 raised as ApiError)."""
+        meta = {"name": name, **({"labels": labels} if labels else {})}
+        policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta,
+                  "spec": copy.deepcopy(spec)}
+        default_network_policy(policy)
+        self._create(policy, namespace, False, [], validate_network_policy, self._policies,
+                     ("NetworkPolicy", "networkpolicies", "networking.k8s.io"))
+        return self.policy(namespace, name)
+
+    def policies_selecting(self, namespace, name):
+        """The names of the NetworkPolicies of the namespace whose podSelector selects the pod (an absent
+        podSelector is the empty one, which selects every pod), in name order."""
+        with self._lock:
+            labels = self._pods[(namespace, name)]["metadata"].get("labels")
+            return sorted(n for (ns, n), p in self._policies.items()
+                          if ns == namespace and selector_matches(p["spec"].get("podSelector") or {}, labels))
+
     def events(self):
         with self._lock:
             return copy.deepcopy(list(self._events.values()))
@@ -1282,6 +1327,22 @@ class FakeKube:
         with self._lock:
             policy = self._lookup(self._policies, (namespace, name), "networkpolicies", name, "networking.k8s.io")
             return 200, copy.deepcopy(policy)
+
+    def _get_policies(self, req, namespace):
+        """A NetworkPolicyList as kube-apiserver answers it: items in name order without kind and apiVersion,
+        metadata.resourceVersion; `limit` pages it with metadata.continue and remainingItemCount."""
+        limit, start = list_paging(req.query)
+        with self._lock:
+            names = sorted(name for ns, name in self._policies if ns == namespace and name > start)
+            page = names[:limit] if limit else names
+            items = [{k: v for k, v in copy.deepcopy(self._policies[(namespace, name)]).items()
+                      if k not in ("kind", "apiVersion")} for name in page]
+            meta = {"resourceVersion": str(self._version)}
+            if len(page) < len(names):
+                meta.update({"continue": base64.b64encode(page[-1].encode()).decode(),
+                             "remainingItemCount": len(names) - len(page)})
+            return 200, {"kind": "NetworkPolicyList", "apiVersion": "networking.k8s.io/v1", "metadata": meta,
+                         "items": items}
 
     def _delete_pod(self, req, namespace, name):
         options = delete_options(req)

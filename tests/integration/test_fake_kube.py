@@ -14,7 +14,7 @@ from collections import namedtuple
 
 import pytest
 
-from fake_kube import FakeKube
+from fake_kube import FakeKube, selector_matches
 
 POD = "/api/v1/namespaces/default/pods/web"
 NODE = "/api/v1/nodes/node-1"
@@ -464,6 +464,66 @@ def test_dry_run_create_leaves_no_object(kube, api):
     assert kube.policy("default", "falco-isolate-web") is None
     assert api.call("POST", EVENTS + "?dryRun=All", event()).status == 201
     assert kube.events() == []
+
+
+def test_network_policies_list_as_kube_apiserver_answers_it(kube, api):
+    for name in ("c", "a", "b"):
+        assert api.call("POST", POLICIES, dict(ISOLATE, metadata={"name": name})).status == 201
+    kube.add_policy("shop", "elsewhere", {"podSelector": {}})
+    listed = api.call("GET", POLICIES)
+    assert listed.status == 200
+    assert (listed.body["kind"], listed.body["apiVersion"]) == ("NetworkPolicyList", "networking.k8s.io/v1")
+    assert listed.body["metadata"]["resourceVersion"].isdigit() and "continue" not in listed.body["metadata"]
+    assert [p["metadata"]["name"] for p in listed.body["items"]] == ["a", "b", "c"], "this namespace, name order"
+    stored = kube.policy("default", "a")
+    assert listed.body["items"][0] == {k: v for k, v in stored.items() if k not in ("kind", "apiVersion")}
+    page = api.call("GET", POLICIES + "?limit=2").body
+    assert [p["metadata"]["name"] for p in page["items"]] == ["a", "b"]
+    assert page["metadata"]["remainingItemCount"] == 1 and page["metadata"]["continue"]
+    rest = api.call("GET", f"{POLICIES}?limit=2&continue={page['metadata']['continue']}").body
+    assert [p["metadata"]["name"] for p in rest["items"]] == ["c"] and "continue" not in rest["metadata"]
+    empty = api.call("GET", "/apis/networking.k8s.io/v1/namespaces/none/networkpolicies").body
+    assert empty["items"] == []
+
+
+def test_json_patch_removes_labels_guarded_by_resource_version(kube, api):
+    kube.add_pod("default", "web", uid="uid-web", labels={"app": "web", "example.com/team": "a", "keep": "1"})
+    version = kube.pod("default", "web")["metadata"]["resourceVersion"]
+    ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": version},
+           {"op": "remove", "path": "/metadata/labels/app"},
+           {"op": "remove", "path": "/metadata/labels/example.com~1team"}]
+    dry = api.call("PATCH", POD + "?dryRun=All", ops, JSON_PATCH)
+    assert dry.status == 200 and dry.body["metadata"]["labels"] == {"keep": "1"}
+    assert kube.pod("default", "web")["metadata"]["labels"]["app"] == "web", "dry run persisted nothing"
+    assert api.call("PATCH", POD, ops, JSON_PATCH).body["metadata"]["labels"] == {"keep": "1"}
+    stale = api.call("PATCH", POD, ops[:1] + [{"op": "remove", "path": "/metadata/labels/keep"}], JSON_PATCH)
+    assert stale.status == 422
+    assert "testing value /metadata/resourceVersion failed" in stale.body["details"]["causes"][0]["message"]
+    fresh = kube.pod("default", "web")["metadata"]["resourceVersion"]
+    gone = [{"op": "test", "path": "/metadata/resourceVersion", "value": fresh}, ops[1]]
+    assert api.call("PATCH", POD, gone, JSON_PATCH).status == 422, "removing a missing label"
+    assert kube.pod("default", "web")["metadata"]["labels"] == {"keep": "1"}
+
+
+def test_selectors_are_evaluated_as_kubernetes_does(kube):
+    labels = {"app": "web", "tier": "front"}
+    assert selector_matches({}, labels) and selector_matches({}, None), "empty: every pod"
+    assert not selector_matches(None, labels), "nil: none"
+    assert selector_matches({"matchLabels": {"app": "web"}}, labels)
+    assert not selector_matches({"matchLabels": {"app": "web", "tier": "back"}}, labels)
+    cases = [("In", ["web", "db"], "app", True), ("In", ["db"], "app", False), ("In", ["x"], "none", False),
+             ("NotIn", ["web"], "app", False), ("NotIn", ["db"], "app", True), ("NotIn", ["x"], "none", True),
+             ("Exists", None, "tier", True), ("Exists", None, "none", False),
+             ("DoesNotExist", None, "none", True), ("DoesNotExist", None, "tier", False)]
+    for operator, values, key, expected in cases:
+        expression = {"key": key, "operator": operator, **({"values": values} if values else {})}
+        assert selector_matches({"matchExpressions": [expression]}, labels) == expected, expression
+    kube.add_pod("default", "web", uid="uid-web", labels=labels)
+    kube.add_policy("default", "all", {"podSelector": {}})
+    kube.add_policy("default", "web", {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In",
+                                                                             "values": ["web"]}]}})
+    kube.add_policy("default", "db", {"podSelector": {"matchLabels": {"app": "db"}}})
+    assert kube.policies_selecting("default", "web") == ["all", "web"]
 
 
 def test_event_time_needs_six_fractional_digits(kube, api):
