@@ -234,6 +234,29 @@ enum outcome kube_failure(const struct kube_response *resp, const char *what, st
     return o;
 }
 
+enum outcome kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
+                      struct action_result *res)
+{
+    kube_send(k, "GET", path, NULL, NULL, false, resp);
+    if (resp->status == 200 && kube_response_json(resp) != NULL)
+        return OUTCOME_OK;
+    if (resp->status == 200)
+        return action_fail(res, true, "%s: the answer is not JSON", what);
+    return kube_failure(resp, what, res);
+}
+
+bool kube_patch_test_failed(const cJSON *status)
+{
+    const cJSON *details = cJSON_GetObjectItemCaseSensitive(status, "details");
+    const cJSON *causes = cJSON_GetObjectItemCaseSensitive(details, "causes"), *cause;
+    cJSON_ArrayForEach (cause, causes) {
+        const cJSON *message = cJSON_GetObjectItemCaseSensitive(cause, "message");
+        if (cJSON_IsString(message) && strstr(message->valuestring, "testing value") != NULL)
+            return true;
+    }
+    return false;
+}
+
 void kube_record_event(struct kube *k, const struct kube_event *ev)
 {
     kube_events_record(k->events, ev);

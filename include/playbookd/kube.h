@@ -100,6 +100,15 @@ void kube_response_take(struct kube_response *resp, struct http_response *http);
  * 429 and 5xx, with Retry-After. */
 enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res);
 
+/* GETs path (a read: never dry run). OUTCOME_OK when it answered 200 with JSON, in resp->json; else the
+ * failure as kube_failure words it, under `what` ("get node"). resp is the caller's to free either way. */
+enum outcome kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
+                      struct action_result *res);
+
+/* True if a 422 answer (its Status) is a JSON patch's failed test operation, that is the object changed
+ * since it was read (retry from a fresh read), not a validation failure. */
+bool kube_patch_test_failed(const struct cJSON *status);
+
 /*
  * An events.k8s.io/v1 Event on the object acted on. Best effort and asynchronous: kube_record_event builds
  * the Event from ev at once (ev and its strings may be freed when it returns), queues it without blocking

@@ -136,10 +136,15 @@ def test_isolate_through_nats_labels_the_pod(kube, incluster, nats):
         wait_until(lambda: len(kube.events()) >= 2, what="two Events (sent asynchronously)")
         assert sorted((e["regarding"]["namespace"], e["action"]) for e in kube.events()) == [
             ("default", "IsolatePod"), ("shop", "IsolatePod")]
+        assert sorted((r.method, r.status) for r in kube.requests() if "networkpolicies" in r.path) == [
+            ("GET", 200), ("GET", 200), ("POST", 201), ("POST", 201)], "created, then the namespace's listed"
+        kube.clear_requests()
         pub.publish(SUBJECT, alert())  # again: the policy exists (409) and the label is already there
         wait_until(lambda: len(pbd.logged("action")) == 3, what="a second isolation")
         assert pbd.logged("action")[2]["outcome"] == "ok"
-        assert [r.status for r in kube.requests() if "networkpolicies" in r.path] == [201, 201, 409, 200]
+        assert [(r.method, r.path.rsplit("/", 1)[1], r.status) for r in kube.requests() if "/events" not in r.path] == [
+            ("POST", "networkpolicies", 409), ("GET", "playbookd-isolate", 200), ("PATCH", "web-0", 200),
+            ("GET", "networkpolicies", 200)]
         pub.close()
     finally:
         assert pbd.stop() == 0
