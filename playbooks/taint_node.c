@@ -42,18 +42,6 @@ static int taint_node_init(struct playbook *pb, const struct config_node *params
     return 0;
 }
 
-/* GETs path into resp; OUTCOME_OK when it answered 200. */
-static enum outcome get_object(struct playbook *pb, const char *path, const char *what, struct kube_response *resp,
-                               struct action_result *res)
-{
-    kube_send(pb->env->kube, "GET", path, NULL, NULL, false, resp);
-    if (resp->status == 200 && kube_response_json(resp) != NULL)
-        return OUTCOME_OK;
-    if (resp->status == 200)
-        return action_fail(res, true, "%s: the answer is not JSON", what);
-    return kube_failure(resp, what, res);
-}
-
 /* The node the pod runs on, copied into node. */
 static enum outcome node_of_pod(struct playbook *pb, const struct target *t, char *node, size_t size,
                                 struct action_result *res)
@@ -61,7 +49,7 @@ static enum outcome node_of_pod(struct playbook *pb, const struct target *t, cha
     char path[512];
     struct kube_response resp;
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    enum outcome o = get_object(pb, path, "get pod", &resp, res);
+    enum outcome o = kube_get(pb->env->kube, path, "get pod", &resp, res);
     const cJSON *name =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"), "nodeName");
     const cJSON *uid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"), "uid");
@@ -124,20 +112,6 @@ static char *taint_patch(const struct taint_node *t, const char *version, bool h
     return json;
 }
 
-/* A 422 for our resourceVersion test (the node changed since the GET), not a validation failure. */
-static bool test_op_failed(const cJSON *status)
-{
-    const cJSON *causes =
-                    cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(status, "details"), "causes"),
-                *cause;
-    cJSON_ArrayForEach (cause, causes) {
-        const cJSON *message = cJSON_GetObjectItemCaseSensitive(cause, "message");
-        if (cJSON_IsString(message) && strstr(message->valuestring, "testing value") != NULL)
-            return true;
-    }
-    return false;
-}
-
 /* Adds the taint unless the node has it; *wrote tells whether a patch was accepted. */
 static enum outcome patch_node(struct playbook *pb, const char *path, const cJSON *node, bool *wrote,
                                struct action_result *res)
@@ -163,7 +137,7 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
     *wrote = resp.status == 200;
     if (resp.status == 200)
         o = playbook_changed(pb);
-    else if (resp.status == 409 || (resp.status == 422 && test_op_failed(kube_response_json(&resp))))
+    else if (resp.status == 409 || (resp.status == 422 && kube_patch_test_failed(kube_response_json(&resp))))
         o = action_fail(res, true, "the node changed while it was being tainted (HTTP %ld)", resp.status);
     else
         o = kube_failure(&resp, "patch node", res);
@@ -186,7 +160,7 @@ static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, s
     snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
     struct kube_response resp;
     bool wrote = false;
-    o = get_object(pb, path, "get node", &resp, res);
+    o = kube_get(pb->env->kube, path, "get node", &resp, res);
     if (o == OUTCOME_OK)
         o = patch_node(pb, path, resp.json, &wrote, res);
     if (wrote)
