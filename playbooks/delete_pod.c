@@ -69,9 +69,16 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
     return o;
 }
 
+/* The DELETE; its Event is added for every API-calling playbook by rbac.c. */
+static const struct rbac_rule delete_pod_rbac[] = {
+    {.group = "", .resource = "pods", .verb = "delete"},
+    {0},
+};
+
 const struct playbook_type playbook_delete_pod = {
     .name = "delete-pod",
     .needs_kube = true,
+    .rbac = delete_pod_rbac,
     .find_target = target_pod,
     .params = delete_pod_params,
     .ctx_size = sizeof(struct delete_pod),

@@ -414,9 +414,20 @@ static enum outcome isolate_pod_run(struct playbook *pb, const struct alert *a, 
     return playbook_changed(pb);
 }
 
+/* Create (or GET) its policy, list the namespace's policies, PATCH the pod: its label and, with detach, the
+ * removal of the others, so detach needs no more than labelling does. */
+static const struct rbac_rule isolate_pod_rbac[] = {
+    {.group = "networking.k8s.io", .resource = "networkpolicies", .verb = "get"},
+    {.group = "networking.k8s.io", .resource = "networkpolicies", .verb = "list"},
+    {.group = "networking.k8s.io", .resource = "networkpolicies", .verb = "create"},
+    {.group = "", .resource = "pods", .verb = "patch"},
+    {0},
+};
+
 const struct playbook_type playbook_isolate_pod = {
     .name = "isolate-pod",
     .needs_kube = true,
+    .rbac = isolate_pod_rbac,
     .find_target = target_pod,
     .params = isolate_pod_params,
     .ctx_size = sizeof(struct isolate_pod),

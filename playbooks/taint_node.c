@@ -169,9 +169,18 @@ static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, s
     return o;
 }
 
+/* GET the pod (its node), GET and PATCH the node. */
+static const struct rbac_rule taint_node_rbac[] = {
+    {.group = "", .resource = "pods", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "patch"},
+    {0},
+};
+
 const struct playbook_type playbook_taint_node = {
     .name = "taint-node",
     .needs_kube = true,
+    .rbac = taint_node_rbac,
     .find_target = target_pod_or_host,
     .params = taint_node_params,
     .ctx_size = sizeof(struct taint_node),

@@ -1,6 +1,8 @@
 /*
  * main.c: the playbookd command: flags, signals and wiring of config, dispatcher and NATS subscriber,
- * or --check and --replay. No logic worth testing lives here.
+ * or --check, --print-rbac and --replay. No logic worth testing lives here. The command line (a contract):
+ *   playbookd [-c FILE] [--dry-run] [--check] [--print-rbac] [--replay FILE|-] [--log-format text|json]
+ *             [--version]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +25,7 @@
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/nats.h"
+#include "playbookd/rbac.h"
 #include "playbookd/workers.h"
 
 #define DEFAULT_CONFIG "/etc/playbookd/playbooks.yaml"
@@ -30,16 +33,17 @@
 struct flags {
     const char *config;
     const char *replay;
-    bool dry_run, check;
+    bool dry_run, check, print_rbac;
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: playbookd [-c FILE] [--dry-run] [--check] [--replay FILE|-] [--log-format text|json] "
-                 "[--version]\n"
+    fprintf(out, "usage: playbookd [-c FILE] [--dry-run] [--check] [--print-rbac] [--replay FILE|-] "
+                 "[--log-format text|json] [--version]\n"
                  "  -c, --config FILE    config file (default " DEFAULT_CONFIG ")\n"
                  "      --dry-run        ask the API server to validate every change without making it\n"
                  "      --check          validate the config and exit 0 (valid) or 1\n"
+                 "      --print-rbac     print the ClusterRole (YAML) that the config's playbooks need, and exit\n"
                  "      --replay FILE|-  dispatch newline-delimited Falco JSON instead of NATS; one result\n"
                  "                       line per action on stdout; exit 1 if any action failed\n"
                  "      --log-format F   text (default) or json, one object per line\n"
@@ -49,11 +53,12 @@ static void usage(FILE *out)
 /* Returns -1 to continue, or the exit status. */
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
-    enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
+    enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_PRINT_RBAC, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"print-rbac", no_argument, NULL, OPT_PRINT_RBAC},
         {"replay", required_argument, NULL, OPT_REPLAY},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -67,6 +72,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'c': f->config = optarg; break;
         case OPT_DRY_RUN: f->dry_run = true; break;
         case OPT_CHECK: f->check = true; break;
+        case OPT_PRINT_RBAC: f->print_rbac = true; break;
         case OPT_REPLAY: f->replay = optarg; break;
         case OPT_LOG_FORMAT:
             if (log_set_format(optarg) != 0) {
@@ -409,6 +415,13 @@ int main(int argc, char **argv)
     if (config_load(&cfg, f.config, f.dry_run, &err) != 0) {
         fprintf(stderr, "playbookd: %s\n", err.msg);
         return 1;
+    }
+    if (f.print_rbac) {
+        rc = rbac_print(stdout, cfg, &err) == 0 && fflush(stdout) == 0 ? 0 : 1;
+        if (rc != 0)
+            fprintf(stderr, "playbookd: %s\n", err.msg);
+        config_destroy(cfg);
+        return rc;
     }
     if (f.check) {
         printf("%s: ok (%zu playbook%s, %zu topic%s%s)\n", f.config, cfg->n_playbooks, cfg->n_playbooks == 1 ? "" : "s",

@@ -47,15 +47,23 @@ struct playbook_env {
     const struct string_list *protected_namespaces;
 };
 
+/* One permission a playbook needs of the Kubernetes API, as an RBAC rule grants it (rbac.h prints them). */
+struct rbac_rule {
+    const char *group;    /* the API group: "" is the core group */
+    const char *resource; /* "pods" */
+    const char *verb;     /* "get" */
+};
+
 /*
  * A type declares its parameters; playbook_create allocates ctx_size bytes of context and loads the
  * parameters into it (unknown keys, types, bounds and defaults checked), and playbook_destroy frees them.
  * init and destroy are optional, for what the table cannot say or derive.
  */
 struct playbook_type {
-    const char *name;       /* "slack" */
-    bool needs_kube;        /* calls the Kubernetes API */
-    bool cooldown_per_rule; /* a notification: its cooldown key is the rule and the target */
+    const char *name;             /* "slack" */
+    bool needs_kube;              /* calls the Kubernetes API (and so records Events: rbac.c adds that) */
+    const struct rbac_rule *rbac; /* what its requests need, ended by a NULL resource; NULL: nothing */
+    bool cooldown_per_rule;       /* a notification: its cooldown key is the rule and the target */
     /* How run finds its target (target.h), or NULL: dispatch asks it on receipt, so that an alert whose
      * every action would be skipped without a request never waits for a worker. */
     enum outcome (*find_target)(const struct alert *a, const struct playbook_env *env, struct target *t,

@@ -1,5 +1,6 @@
 """test_cli.py: the command line without NATS: --replay (result lines, exit status, stdin, bad lines),
---check (exit status, file:line:column errors), --version and usage errors."""
+--check (exit status, file:line:column errors), --print-rbac (the ClusterRole of the used playbooks),
+--version and usage errors."""
 
 import json
 import os
@@ -117,6 +118,60 @@ def test_check_never_prints_the_webhook_url(slack):
     assert "SECRET" not in err and "must be https" in err
 
 
+def print_rbac(text):
+    rc, out, err = run_playbookd(text, "--print-rbac")
+    assert rc == 0 and err == "", err
+    return out
+
+
+def test_print_rbac_prints_what_the_used_playbooks_need(slack):
+    out = print_rbac(f"""
+playbooks:
+  notify: {{type: slack, webhook_url: "{slack.url('/n')}"}}
+  kill: {{type: delete-pod}}
+  kill-now: {{type: delete-pod, grace_period_seconds: 0}}
+  cut-off: {{type: isolate-pod, detach: true}}
+topics:
+  falco.notice.>: [kill, notify]
+  falco.critical.>: [kill-now, taint-node]
+""")
+    assert out == """\
+# for the playbooks: notify (slack), kill (delete-pod), kill-now (delete-pod), taint-node (taint-node)
+# not used by any topic, so not included: cut-off (isolate-pod)
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: playbookd
+rules:
+  - apiGroups: [""]
+    resources: [nodes]
+    verbs: [get, patch]
+  - apiGroups: [""]
+    resources: [pods]
+    verbs: [get, delete]
+  - apiGroups: [events.k8s.io]
+    resources: [events]
+    verbs: [create]
+"""
+    assert "networkpolicies" not in out, "a playbook no topic names never runs"
+
+
+def test_print_rbac_for_isolate_pod_and_for_notifications_only(slack):
+    out = print_rbac("playbooks:\n  cut-off: {type: isolate-pod}\ntopics:\n  falco.>: [cut-off]\n")
+    rules = out.split("rules:\n", 1)[1]
+    assert rules == ('  - apiGroups: [""]\n    resources: [pods]\n    verbs: [patch]\n'
+                     "  - apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n"
+                     "  - apiGroups: [networking.k8s.io]\n    resources: [networkpolicies]\n"
+                     "    verbs: [get, list, create]\n")
+    out = print_rbac(f"playbooks:\n  n: {{type: slack, webhook_url: '{slack.url('/n')}'}}\ntopics:\n  falco.>: [n]\n")
+    assert out.endswith("rules: []\n"), "Slack needs nothing of the cluster"
+
+
+def test_print_rbac_of_an_invalid_config_is_an_error():
+    rc, out, err = run_playbookd("playbooks:\n  x: {type: delete-pod, nope: 1}\ntopics:\n  a: [x]\n", "--print-rbac")
+    assert rc == 1 and out == "" and "playbooks.yaml:2:" in err
+
+
 def test_environment_expansion(slack, tmp_path):
     path = tmp_path / "playbooks.yaml"
     path.write_text("playbooks:\n  x: {type: slack, webhook_url: '${PBD_HOOK}'}\ntopics:\n  falco.>: [x]\n")
@@ -135,3 +190,5 @@ def test_version_and_usage():
     assert p.returncode == 2 and b"text or json" in p.stderr
     p = subprocess.run([PLAYBOOKD, "--nope"], capture_output=True)
     assert p.returncode == 2 and b"usage:" in p.stderr
+    p = subprocess.run([PLAYBOOKD, "--help"], capture_output=True)
+    assert p.returncode == 0 and b"--print-rbac" in p.stdout

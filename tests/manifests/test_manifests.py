@@ -57,6 +57,7 @@ LEAST_PRIVILEGE = {
     ("", "nodes", "get"),
     ("", "nodes", "patch"),
     ("networking.k8s.io", "networkpolicies", "get"),
+    ("networking.k8s.io", "networkpolicies", "list"),
     ("networking.k8s.io", "networkpolicies", "create"),
     ("events.k8s.io", "events", "create"),
 }
@@ -291,18 +292,21 @@ def http_unknown(stderr):
     return re.search(r"'http'", stderr) is not None and "unknown" in stderr
 
 
-def test_config_passes_playbookd_check(tmp_path):
+def run_on_config(tmp_path, flag, text, name):
+    """playbookd FLAG -c FILE on a copy of a config, with the Deployment's environment; skipped unbuilt."""
     binary = Path(os.environ.get("PLAYBOOKD", REPO / "build" / "release" / "playbookd"))
     if not binary.is_file():
         pytest.skip(f"{binary} not built: run `make` (or set PLAYBOOKD) to check the ConfigMap's config")
     env = dict(os.environ, SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T000/B000/XXXX")
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    r = subprocess.run([str(binary), flag, "-c", str(path)], env=env, capture_output=True, text=True, timeout=30)
+    return r, r.stdout + r.stderr
 
+
+def test_config_passes_playbookd_check(tmp_path):
     def check(text, name):
-        path = tmp_path / name
-        path.write_text(text, encoding="utf-8")
-        r = subprocess.run([str(binary), "--check", "-c", str(path)], env=env, capture_output=True,
-                           text=True, timeout=30)
-        return r, r.stdout + r.stderr
+        return run_on_config(tmp_path, "--check", text, name)
 
     r, out = check(config_text(), "playbooks.yaml")
     if r.returncode != 0 and http_unknown(out):
@@ -453,6 +457,15 @@ def test_clusterrole_is_exactly_least_privilege():
     assert granted == LEAST_PRIVILEGE, (
         f"more than needed: {sorted(granted - LEAST_PRIVILEGE)}; missing: {sorted(LEAST_PRIVILEGE - granted)}"
     )
+
+
+def test_clusterrole_is_what_print_rbac_prints_for_the_shipped_config(tmp_path):
+    r, out = run_on_config(tmp_path, "--print-rbac", config_text(), "playbooks.yaml")
+    assert r.returncode == 0, out
+    printed = yaml.safe_load(r.stdout)
+    assert find("ClusterRole", "playbookd") == printed, (
+        "manifests/rbac.yaml's ClusterRole is not what the shipped config needs: paste the output of "
+        f"`playbookd --print-rbac -c playbooks.yaml` (the ConfigMap's config):\n{r.stdout}")
 
 
 def test_rbac_binds_only_the_service_account():
