@@ -135,6 +135,19 @@ static const struct param_spec http_spec[] = {
     {0},
 };
 
+static const struct param_spec rate_limit_spec[] = {
+    RATE_LIMIT_PARAMS(offsetof(struct config_file, cfg.rate_limit)),
+    {0},
+};
+
+static const struct param_spec protected_nodes_spec[] = {
+    {.name = "labels",
+     .type = PARAM_STRINGS,
+     .def = "node-role.kubernetes.io/control-plane",
+     .offset = offsetof(struct config_file, cfg.protected_node_labels)},
+    {0},
+};
+
 static const struct param_spec root_spec[] = {
     {.name = "nats", .type = PARAM_SECTION, .section = nats_spec},
     {.name = "kubernetes", .type = PARAM_SECTION, .section = kube_spec},
@@ -163,6 +176,8 @@ static const struct param_spec root_spec[] = {
      .type = PARAM_STRINGS,
      .def = "kube-system",
      .offset = offsetof(struct config_file, cfg.protected_namespaces)},
+    {.name = "protected_nodes", .type = PARAM_SECTION, .section = protected_nodes_spec},
+    {.name = "rate_limit", .type = PARAM_SECTION, .section = rate_limit_spec},
     {.name = "playbooks", .type = PARAM_NODE, .offset = offsetof(struct config_file, playbooks_node)},
     {.name = "topics", .type = PARAM_NODE, .offset = offsetof(struct config_file, topics_node)},
     {0},
@@ -219,6 +234,20 @@ static int check_namespaces(const struct config_node *root, const struct string_
             return config_node_error(err, config_node_get(root, "protected_namespaces"),
                                      "'%.64s' is not a valid namespace name", ns->items[i]);
     return 0;
+}
+
+/* rate_limit has both keys; each protected node label is a label key ([prefix/]name). */
+static int check_limits(const struct config_node *root, const struct config *cfg, struct error *err)
+{
+    const struct config_node *labels = config_node_get(config_node_get(root, "protected_nodes"), "labels");
+    for (size_t i = 0; i < cfg->protected_node_labels.n; i++)
+        if (!kube_qualified_name(cfg->protected_node_labels.items[i]))
+            return config_node_error(
+                err, labels && labels->kind == NODE_SEQ && i < labels->n_children ? &labels->children[i] : labels,
+                "protected_nodes: '%.64s' is not a label key ([DNS-1123 subdomain/]name, name 1 to 63 of "
+                "[A-Za-z0-9-_.])",
+                cfg->protected_node_labels.items[i]);
+    return config_rate_limit_check(root, &cfg->rate_limit, err);
 }
 
 static int check_http(const struct config_node *root, const struct config_http *http, struct error *err)
@@ -370,9 +399,11 @@ static int load_tree(struct config_file *cf, const struct config_node *root, boo
         return -1;
     cfg->dry_run = cfg->dry_run || dry_run;
     cf->env.protected_namespaces = &cfg->protected_namespaces;
+    cf->env.protected_node_labels = &cfg->protected_node_labels;
     cfg->env = &cf->env;
     if (check_nats(root, &cfg->nats, err) != 0 || check_jetstream(root, &cfg->nats.js, err) != 0 ||
-        check_namespaces(root, &cfg->protected_namespaces, err) != 0 || check_http(root, &cfg->http, err) != 0)
+        check_namespaces(root, &cfg->protected_namespaces, err) != 0 || check_http(root, &cfg->http, err) != 0 ||
+        check_limits(root, cfg, err) != 0)
         return -1;
     if (load_playbooks(cfg, cf->playbooks_node, err) != 0)
         return -1;

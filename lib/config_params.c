@@ -359,3 +359,11 @@ void params_free(const struct param_spec *spec, void *ctx)
         }
     }
 }
+
+int config_rate_limit_check(const struct config_node *parent, const struct rate_limit *rl, struct error *err)
+{
+    const struct config_node *node = config_node_get(parent, "rate_limit");
+    if (node != NULL && (rl->count == 0 || rl->window_ms == 0))
+        return config_node_error(err, node, "rate_limit needs both count and window, such as {count: 20, window: 1m}");
+    return 0;
+}

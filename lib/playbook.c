@@ -17,6 +17,11 @@ const struct playbook_type *playbook_type_find(const char *name)
     return NULL;
 }
 
+static const struct param_spec rate_limit_params[] = {
+    RATE_LIMIT_PARAMS(offsetof(struct playbook, rate_limit)),
+    {0},
+};
+
 /* Settings every playbook accepts besides its type's own, loaded into struct playbook. */
 static const struct param_spec common_params[] = {
     {.name = "cooldown",
@@ -25,6 +30,7 @@ static const struct param_spec common_params[] = {
      .offset = offsetof(struct playbook, cooldown_ms),
      .min = 0,
      .max = 7L * 24 * 3600 * 1000},
+    {.name = "rate_limit", .type = PARAM_SECTION, .section = rate_limit_params},
     {0},
 };
 
@@ -64,6 +70,8 @@ static int load_params(struct playbook *pb, const struct config_node *params, st
     int rc = split_params(params, true, &common, err);
     if (rc == 0 && (rc = split_params(params, false, &own, err)) == 0) {
         rc = params_load(common_params, pb->type->name, params ? &common : NULL, pb, err);
+        if (rc == 0 && params != NULL)
+            rc = config_rate_limit_check(&common, &pb->rate_limit, err);
         if (rc == 0 && pb->type->params != NULL)
             rc = params_load(pb->type->params, pb->type->name, params ? &own : NULL, pb->ctx, err);
         if (params != NULL && params->kind == NODE_MAP)

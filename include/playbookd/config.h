@@ -97,6 +97,30 @@ int params_load(const struct param_spec *spec, const char *type, const struct co
                 struct error *err);
 void params_free(const struct param_spec *spec, void *ctx);
 
+/* rate_limit: {count: N, window: DURATION}: at most count actions in any window; count 0: no limit. */
+struct rate_limit {
+    long count;
+    long window_ms;
+};
+
+#define RATE_LIMIT_MAX_COUNT 100000
+#define RATE_LIMIT_MAX_WINDOW_MS (7L * 24 * 3600 * 1000)
+
+/* The two entries of a rate_limit section's table, for a struct rate_limit at offset `at` in the context. */
+#define RATE_LIMIT_PARAMS(at)                                                                                          \
+    {.name = "count",                                                                                                  \
+     .type = PARAM_INT,                                                                                                \
+     .offset = (at) + offsetof(struct rate_limit, count),                                                              \
+     .min = 1,                                                                                                         \
+     .max = RATE_LIMIT_MAX_COUNT},                                                                                     \
+    {                                                                                                                  \
+        .name = "window", .type = PARAM_DURATION, .offset = (at) + offsetof(struct rate_limit, window_ms),             \
+        .min = 1000, .max = RATE_LIMIT_MAX_WINDOW_MS                                                                   \
+    }
+
+/* After params_load: the rate_limit section of the map `parent`, when present, has both count and window. */
+int config_rate_limit_check(const struct config_node *parent, const struct rate_limit *rl, struct error *err);
+
 #define JETSTREAM_MAX_BACKOFF 16
 
 /* nats.jetstream: a durable pull consumer instead of core subscriptions (enabled when stream is set). */
@@ -158,6 +182,8 @@ struct config {
     long queue_size;          /* alerts waiting for a worker, at most */
     bool dry_run;
     struct string_list protected_namespaces;
+    struct string_list protected_node_labels; /* protected_nodes.labels: node playbooks skip such nodes */
+    struct rate_limit rate_limit;             /* for all mutating playbooks together */
     struct playbook **playbooks;
     size_t n_playbooks;
     struct topic *topics;

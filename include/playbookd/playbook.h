@@ -45,6 +45,7 @@ struct target;
 struct playbook_env {
     struct kube *kube;
     const struct string_list *protected_namespaces;
+    const struct string_list *protected_node_labels; /* node playbooks skip a node with any of these labels */
 };
 
 /* One permission a playbook needs of the Kubernetes API, as an RBAC rule grants it (rbac.h prints them). */
@@ -79,7 +80,8 @@ struct playbook {
     const struct playbook_type *type;
     char *name;
     bool dry_run;
-    long cooldown_ms; /* `cooldown:`: a second action on the same target within it is skipped; 0: none */
+    long cooldown_ms;             /* `cooldown:`: a second action on the same target within it is skipped; 0: none */
+    struct rate_limit rate_limit; /* `rate_limit:`: at most count actions of this playbook per window; 0: none */
     const struct playbook_env *env;
     void *ctx; /* the type's own state, set by init */
 };
