@@ -7,6 +7,11 @@
  * before it counts as failed. Every action ends in one log line; the job's end is told to its input. A job
  * whose every action will be skipped without a request (target check, cooldown) runs where it was
  * received instead of waiting for a worker.
+ *
+ * Rate limits are applied on the worker, right before the action runs, after its cooldown and target
+ * checks, so that an action skipped anyway takes no slot: first the playbook's own limit, then, for a
+ * playbook that calls the Kubernetes API, the global one. An action that ends without effect (failed or
+ * skipped) gives its slots back; ok and dry-run keep them (a dry run would have acted).
  */
 #include "playbookd/dispatch.h"
 
@@ -20,6 +25,7 @@
 
 #include "playbookd/cooldown.h"
 #include "playbookd/kube.h"
+#include "playbookd/limits.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/subject.h"
@@ -30,6 +36,8 @@ struct dispatcher {
     struct config *cfg;
     struct kube *kube;
     struct cooldown *cooldown;
+    struct limiter **limiters; /* per playbook (cfg->playbooks' order), NULL where it has no rate_limit */
+    struct limiter *global;    /* cfg->rate_limit for every mutating playbook, or NULL */
     dispatch_report_fn report;
     void *report_arg;
     atomic_bool stopping;
@@ -49,11 +57,48 @@ struct job {
 
 static struct log_throttle cooldown_log = LOG_THROTTLE_INIT;
 
+_Static_assert(RATE_LIMIT_MAX_COUNT <= LIMIT_MAX_COUNT, "every count the config accepts fits a limiter");
+
+/* The limiter of a rate_limit, or NULL when there is none; false when out of memory. */
+static bool bind_limit(struct limits *limits, const char *name, const struct rate_limit *rl, struct limiter **out)
+{
+    *out = rl->count > 0 && limits != NULL ? limits_get(limits, name, rl->count, rl->window_ms) : NULL;
+    return *out != NULL || rl->count == 0 || limits == NULL;
+}
+
+static void unbind_limits(struct dispatcher *d)
+{
+    for (size_t i = 0; d->limiters != NULL && i < d->cfg->n_playbooks; i++)
+        limiter_put(d->limiters[i]);
+    free(d->limiters);
+    limiter_put(d->global);
+}
+
+static int bind_limits(struct dispatcher *d, struct limits *limits)
+{
+    const struct config *cfg = d->cfg;
+    d->limiters = calloc(cfg->n_playbooks + 1, sizeof(*d->limiters));
+    if (d->limiters == NULL || !bind_limit(limits, LIMIT_GLOBAL, &cfg->rate_limit, &d->global))
+        return -1;
+    for (size_t i = 0; i < cfg->n_playbooks; i++)
+        if (!bind_limit(limits, cfg->playbooks[i]->name, &cfg->playbooks[i]->rate_limit, &d->limiters[i]))
+            return -1;
+    return 0;
+}
+
+static void dispatcher_free(struct dispatcher *d)
+{
+    unbind_limits(d);
+    kube_destroy(d->kube);
+    config_destroy(d->cfg);
+    free(d);
+}
+
 int dispatcher_create(struct dispatcher **out, struct config *cfg, struct kube *kube, struct cooldown *cooldown,
-                      dispatch_report_fn report, void *report_arg)
+                      struct limits *limits, dispatch_report_fn report, void *report_arg)
 {
     struct dispatcher *d = calloc(1, sizeof(*d));
-    *out = d;
+    *out = NULL;
     if (d == NULL) {
         kube_destroy(kube);
         config_destroy(cfg);
@@ -61,10 +106,15 @@ int dispatcher_create(struct dispatcher **out, struct config *cfg, struct kube *
     }
     d->cfg = cfg;
     d->kube = kube;
+    if (bind_limits(d, limits) != 0) {
+        dispatcher_free(d);
+        return -1;
+    }
     d->cooldown = cooldown;
     d->report = report;
     d->report_arg = report_arg;
     atomic_init(&d->refs, 1);
+    *out = d;
     return 0;
 }
 
@@ -77,9 +127,7 @@ void dispatcher_release(struct dispatcher *d)
 {
     if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
         return;
-    kube_destroy(d->kube);
-    config_destroy(d->cfg);
-    free(d);
+    dispatcher_free(d);
 }
 
 const struct config *dispatcher_config(const struct dispatcher *d)
@@ -191,6 +239,58 @@ static bool cooled_down(struct dispatcher *d, const struct playbook *pb, const s
     return false;
 }
 
+/* The slots an action took from its rate limiters, to give back when it has no effect. */
+struct slots {
+    struct limiter *own, *global; /* NULL: none taken */
+    int64_t own_slot, global_slot;
+};
+
+static void slots_release(struct slots *s)
+{
+    if (s->own != NULL)
+        limiter_release(s->own, s->own_slot);
+    if (s->global != NULL)
+        limiter_release(s->global, s->global_slot);
+}
+
+/* Skips the action for a rate limit: counted, the target named as the target check found it. */
+static bool rate_skip(const struct playbook *pb, const struct rate_limit *rl, bool global, const char *target,
+                      struct action_result *res)
+{
+    char limit[64];
+    limits_format(rl->count, rl->window_ms, limit, sizeof(limit));
+    action_skip(res, "rate limit: %s%s", limit, global ? " for all mutating playbooks" : "");
+    memcpy(res->target, target, sizeof(res->target));
+    metrics_rate_limited(pb, global);
+    return true;
+}
+
+/*
+ * True when a rate limit skips action i of the job; else the slots it took are in s. An action whose
+ * target check skips it anyway (run would say why, without a request) takes no slot.
+ */
+static bool rate_limited(const struct job *job, size_t i, int64_t now, struct slots *s, struct action_result *res)
+{
+    const struct dispatcher *d = job->d;
+    const struct playbook *pb = d->cfg->playbooks[job->order[i]];
+    struct limiter *own = d->limiters[job->order[i]], *global = pb->type->needs_kube ? d->global : NULL;
+    struct action_result probe = *res;
+    struct target t;
+    memset(s, 0, sizeof(*s));
+    if ((own == NULL && global == NULL) ||
+        (pb->type->find_target != NULL && pb->type->find_target(&job->alert, pb->env, &t, &probe) != OUTCOME_OK))
+        return false;
+    if (own != NULL && !limiter_take(own, now, &s->own_slot))
+        return rate_skip(pb, &pb->rate_limit, false, probe.target, res);
+    s->own = own;
+    if (global != NULL && !limiter_take(global, now, &s->global_slot)) {
+        slots_release(s);
+        return rate_skip(pb, &d->cfg->rate_limit, true, probe.target, res);
+    }
+    s->global = global;
+    return false;
+}
+
 /*
  * True when every action of the job will end without a request: its target check skips it (a host event,
  * a protected namespace, a bad name), or its cooldown holds for at least another second. Such a job runs
@@ -215,7 +315,7 @@ static bool decided_on_receipt(struct dispatcher *d, const struct job *job)
     return true;
 }
 
-/* Runs one action of the job (cooldown, retries, log, metrics, report) into done[i]. */
+/* Runs one action of the job (cooldown, rate limits, retries, log, metrics, report) into done[i]. */
 static void run_action(struct job *job, size_t i, struct action_record *done)
 {
     struct dispatcher *d = job->d;
@@ -227,18 +327,24 @@ static void run_action(struct job *job, size_t i, struct action_record *done)
     int attempts = 0;
     double start = now_ms();
     r->playbook = pb;
+    struct slots slots;
     if (cooled_down(d, pb, &job->alert, (int64_t)start, key, &key_len, &res)) {
         r->outcome = OUTCOME_SKIPPED;
     } else {
-        r->outcome = run_with_retries(job, pb, &res, &attempts);
-        if (key_len > 0 && r->outcome != OUTCOME_OK && r->outcome != OUTCOME_DRY_RUN)
-            cooldown_release(d->cooldown, key, key_len); /* it had no effect: the next alert may act */
+        bool limited = rate_limited(job, i, (int64_t)start, &slots, &res);
+        r->outcome = limited ? OUTCOME_SKIPPED : run_with_retries(job, pb, &res, &attempts);
+        if (r->outcome != OUTCOME_OK && r->outcome != OUTCOME_DRY_RUN) { /* no effect: the next alert may act */
+            if (key_len > 0)
+                cooldown_release(d->cooldown, key, key_len);
+            if (!limited)
+                slots_release(&slots);
+        }
     }
     memcpy(r->reason, res.reason, sizeof(r->reason));
     memcpy(r->target, res.target, sizeof(r->target));
     r->transient = res.transient;
     double took = now_ms() - start;
-    log_action(job, r, attempts, took, attempts == 0 ? LOG_DEBUG : LOG_INFO); /* cooldown skips: counted */
+    log_action(job, r, attempts, took, attempts == 0 ? LOG_DEBUG : LOG_INFO); /* cooldown, rate limit: counted */
     metrics_action(pb, r->outcome, took / 1000.0);
     if (d->report != NULL)
         d->report(d->report_arg, job->subject, pb, r->outcome, r->reason);

@@ -21,6 +21,7 @@ static const double bucket_bounds[N_BUCKETS] = {0.001, 0.0025, 0.005, 0.01, 0.02
 struct series {
     char playbook[64], type[32];
     unsigned long outcomes[OUTCOME_COUNT];
+    unsigned long rate_limited[2];    /* by the playbook's own limit, by the global one */
     unsigned long buckets[N_BUCKETS]; /* cumulative at render time */
     unsigned long count;
     double sum;
@@ -77,6 +78,15 @@ void metrics_action(const struct playbook *pb, enum outcome o, double seconds)
                 break;
             }
     }
+    pthread_mutex_unlock(&series_lock);
+}
+
+void metrics_rate_limited(const struct playbook *pb, bool global)
+{
+    pthread_mutex_lock(&series_lock);
+    struct series *s = series_for(pb);
+    if (s != NULL)
+        s->rate_limited[global]++;
     pthread_mutex_unlock(&series_lock);
 }
 
@@ -188,6 +198,13 @@ static void render_series(struct text *t)
         for (int o = 0; o < OUTCOME_COUNT; o++)
             emit(t, "playbookd_actions_total{playbook=\"%s\",type=\"%s\",outcome=\"%s\"} %lu\n", series[i].playbook,
                  series[i].type, outcome_name((enum outcome)o), series[i].outcomes[o]);
+    emit(t, "# HELP playbookd_actions_rate_limited_total Actions skipped by a rate limit: the playbook's own "
+            "(limit=\"playbook\") or the one of all mutating playbooks (limit=\"global\").\n"
+            "# TYPE playbookd_actions_rate_limited_total counter\n");
+    for (size_t i = 0; i < n_series; i++)
+        for (int g = 0; g < 2; g++)
+            emit(t, "playbookd_actions_rate_limited_total{playbook=\"%s\",type=\"%s\",limit=\"%s\"} %lu\n",
+                 series[i].playbook, series[i].type, g ? "global" : "playbook", series[i].rate_limited[g]);
     emit(t, "# HELP playbookd_action_duration_seconds How long an action took, retries included.\n"
             "# TYPE playbookd_action_duration_seconds histogram\n");
     for (size_t i = 0; i < n_series; i++) {

@@ -22,6 +22,7 @@
 #include "playbookd/httpd.h"
 #include "playbookd/jetstream.h"
 #include "playbookd/kube.h"
+#include "playbookd/limits.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 #include "playbookd/nats.h"
@@ -130,8 +131,14 @@ static long read_line(FILE *in, char *buf, size_t cap)
     return (long)total;
 }
 
+/* What outlives a config: the cooldown table and the rate limiters. */
+struct brakes {
+    struct cooldown *cooldown;
+    struct limits *limits;
+};
+
 /* The Kubernetes client (when a playbook needs one) and the dispatcher, which takes cfg and the client. */
-static int build_dispatcher(struct dispatcher **out, struct config *cfg, struct cooldown *cooldown,
+static int build_dispatcher(struct dispatcher **out, struct config *cfg, const struct brakes *brakes,
                             dispatch_report_fn report, void *arg, struct error *err)
 {
     struct kube *kube = NULL;
@@ -142,13 +149,13 @@ static int build_dispatcher(struct dispatcher **out, struct config *cfg, struct 
         return error_set(err, "kubernetes: %s", why.msg);
     }
     cfg->env->kube = kube;
-    if (dispatcher_create(out, cfg, kube, cooldown, report, arg) != 0)
+    if (dispatcher_create(out, cfg, kube, brakes->cooldown, brakes->limits, report, arg) != 0)
         return error_set(err, "out of memory");
     return 0;
 }
 
 /* Replay runs each alert in this thread, in input order, so that its result lines come out in order. */
-static int run_replay(struct config *cfg, struct cooldown *cooldown, const char *path)
+static int run_replay(struct config *cfg, const struct brakes *brakes, const char *path)
 {
     FILE *in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
     if (in == NULL) {
@@ -163,7 +170,7 @@ static int run_replay(struct config *cfg, struct cooldown *cooldown, const char 
     char *buf = malloc(cap), origin[40];
     unsigned long rejected = 0, alerts = 0;
     long len;
-    int rc = build_dispatcher(&d, cfg, cooldown, print_result, &r, &err);
+    int rc = build_dispatcher(&d, cfg, brakes, print_result, &r, &err);
     if (rc != 0 || buf == NULL)
         fprintf(stderr, "playbookd: %s\n", rc != 0 ? err.msg : "out of memory");
     while (rc == 0 && buf != NULL && (len = read_line(in, buf, cap)) >= 0) {
@@ -201,16 +208,23 @@ static bool is_ready(void *link)
     return nats_link_connected(link);
 }
 
+static int64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void count_text(char *buf, size_t size, size_t n)
 {
     snprintf(buf, size, "%zu", n);
 }
 
-/* What lives across reloads: the pool, the cooldowns, the connection and the input on it. */
+/* What lives across reloads: the pool, the cooldowns and rate limits, the connection and the input on it. */
 struct daemon {
     const struct flags *flags;
     struct workers *pool;
-    struct cooldown *cooldown;
+    const struct brakes *brakes;
     struct nats_link *link;
     struct dispatcher *current;      /* the config in force (a reference) */
     struct nats_subscriptions *subs; /* core NATS */
@@ -258,7 +272,7 @@ static void reload(struct daemon *dm)
         return;
     }
     warn_restart_only(dispatcher_config(dm->current), cfg);
-    if (build_dispatcher(&next, cfg, dm->cooldown, NULL, NULL, &err) != 0 || switch_input(dm, next, &err) != 0) {
+    if (build_dispatcher(&next, cfg, dm->brakes, NULL, NULL, &err) != 0 || switch_input(dm, next, &err) != 0) {
         log_kv(LOG_ERROR, "reload failed; the old config keeps running", "error", err.msg, NULL);
         dispatcher_release(next);
         metrics_config_reload(false);
@@ -338,16 +352,16 @@ static void trim_after_burst(struct workers *pool, unsigned long *ended, bool *t
     }
 }
 
-static int run_daemon(struct config *cfg, struct cooldown *cooldown, const struct flags *f)
+static int run_daemon(struct config *cfg, const struct brakes *brakes, const struct flags *f)
 {
     sigset_t set;
-    struct daemon dm = {.flags = f, .cooldown = cooldown};
+    struct daemon dm = {.flags = f, .brakes = brakes};
     struct httpd *http = NULL;
     struct error err;
     int sig = 0;
     block_signals(&set);
     long workers = cfg->workers, queue = cfg->queue_size;
-    int rc = build_dispatcher(&dm.current, cfg, cooldown, NULL, NULL, &err);
+    int rc = build_dispatcher(&dm.current, cfg, brakes, NULL, NULL, &err);
     if (rc == 0)
         rc = workers_create(&dm.pool, (size_t)workers, (size_t)queue, &err);
     if (rc == 0)
@@ -368,6 +382,7 @@ static int run_daemon(struct config *cfg, struct cooldown *cooldown, const struc
         if (sig == SIGHUP)
             reload(&dm);
         nats_poll_dropped(dm.subs);
+        limits_flush(brakes->limits, monotonic_ms());
         trim_after_burst(dm.pool, &ended, &trimmed);
     }
     if (rc == 0)
@@ -436,19 +451,21 @@ int main(int argc, char **argv)
     }
     log_kv(LOG_INFO, "starting", "version", PLAYBOOKD_VERSION, "config", f.config, "dry_run",
            cfg->dry_run ? "true" : "false", NULL);
-    struct cooldown *cooldown = NULL;
-    if (cooldown_create(&cooldown, 0) != 0) {
+    struct brakes brakes = {0};
+    if (cooldown_create(&brakes.cooldown, 0) != 0 || limits_create(&brakes.limits) != 0) {
         fprintf(stderr, "playbookd: out of memory\n");
         config_destroy(cfg);
+        cooldown_destroy(brakes.cooldown);
         http_global_cleanup();
         return 1;
     }
-    rc = f.replay ? run_replay(cfg, cooldown, f.replay) : run_daemon(cfg, cooldown, &f);
+    rc = f.replay ? run_replay(cfg, &brakes, f.replay) : run_daemon(cfg, &brakes, &f);
     if (!f.replay) {
         nats_CloseAndWait(5000);
         log_summary();
     }
-    cooldown_destroy(cooldown);
+    limits_destroy(brakes.limits);
+    cooldown_destroy(brakes.cooldown);
     http_global_cleanup();
     return rc;
 }

@@ -1,8 +1,8 @@
 /*
  * dispatch.h: from a message to actions. Receiving parses the alert once and finds every topic whose
  * pattern matches its subject (dispatch_submit); a worker then runs each mapped playbook once in config
- * order, applies cooldowns, retries transient failures, logs one line per action and tells the input
- * how the alert ended, so that JetStream can ack, nak or term it.
+ * order, applies cooldowns and rate limits, retries transient failures, logs one line per action and
+ * tells the input how the alert ended, so that JetStream can ack, nak or term it.
  */
 #ifndef PLAYBOOKD_DISPATCH_H
 #define PLAYBOOKD_DISPATCH_H
@@ -35,6 +35,7 @@ struct dispatcher;
 struct kube;
 struct workers;
 struct cooldown;
+struct limits;
 
 /* Called after each action, e.g. by --replay to print a result line. */
 typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct playbook *pb, enum outcome o,
@@ -43,10 +44,11 @@ typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct 
 /*
  * Takes cfg and kube (NULL when no playbook needs it): they live as long as the dispatcher, which lives
  * until it is released and its last alert is done. Retries follow cfg->retry; cooldowns use `cooldown`
- * (shared by successive configs, so a reload does not forget them; NULL: none).
+ * and rate limits (cfg->rate_limit, each playbook's rate_limit) the limiters of `limits`, both shared by
+ * successive configs, so a reload does not forget them (NULL: none).
  */
 int dispatcher_create(struct dispatcher **out, struct config *cfg, struct kube *kube, struct cooldown *cooldown,
-                      dispatch_report_fn report, void *report_arg);
+                      struct limits *limits, dispatch_report_fn report, void *report_arg);
 /* Takes one more reference, for an input that hands alerts to d from another thread. */
 void dispatcher_ref(struct dispatcher *d);
 /* Drops a reference; the last one frees the dispatcher, its config and its Kubernetes client. NULL: no-op. */

@@ -30,6 +30,8 @@ void metrics_event(const char *result);
 /* An action skipped because its playbook's cooldown held the key; and cooldown keys evicted (table full). */
 void metrics_cooldown_skipped(void);
 void metrics_cooldown_evicted(unsigned long n);
+/* An action of pb skipped by a rate limit: its playbook's own, or (global) the one of all mutating playbooks. */
+void metrics_rate_limited(const struct playbook *pb, bool global);
 /* Alerts waiting for a worker now (a gauge). */
 void metrics_queue_depth(long delta);
 void metrics_nats_connected(bool connected);
