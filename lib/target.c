@@ -67,6 +67,9 @@ enum outcome target_pod_or_host(const struct alert *a, const struct playbook_env
     if (!target_is_host_event(a))
         return target_pod(a, env, t, res);
     memset(t, 0, sizeof(*t));
+    const char *ns = string_field(a, "k8s.ns.name");
+    if (ns != NULL && is_protected(env, ns))
+        return action_skip(res, "protected namespace %s: the host event names a pod there", ns);
     t->host = true;
     t->node = a->hostname;
     if (t->node[0] == 0)
@@ -75,4 +78,14 @@ enum outcome target_pod_or_host(const struct alert *a, const struct playbook_env
         return action_skip(res, "invalid name: the hostname is not a node name");
     snprintf(res->target, sizeof(res->target), "node %s", t->node);
     return OUTCOME_OK;
+}
+
+const char *target_node_protected(const struct playbook_env *env, const cJSON *node)
+{
+    const cJSON *labels =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(node, "metadata"), "labels");
+    for (size_t i = 0; env->protected_node_labels && i < env->protected_node_labels->n; i++)
+        if (cJSON_GetObjectItemCaseSensitive(labels, env->protected_node_labels->items[i]) != NULL)
+            return env->protected_node_labels->items[i];
+    return NULL;
 }

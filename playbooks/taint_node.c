@@ -3,6 +3,7 @@
  * API), or for a host event the node named by the alert's hostname. Node.spec.taints is an atomic list,
  * so the taint is added with a JSON patch guarded by a test of metadata.resourceVersion: existing taints
  * are kept and a concurrent writer is never overwritten (a stale version is retried from a fresh GET).
+ * A protected node (a label of protected_nodes, read from the same GET) is never tainted.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -161,7 +162,10 @@ static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, s
     struct kube_response resp;
     bool wrote = false;
     o = kube_get(pb->env->kube, path, "get node", &resp, res);
-    if (o == OUTCOME_OK)
+    const char *label = o == OUTCOME_OK ? target_node_protected(pb->env, resp.json) : NULL;
+    if (label != NULL)
+        o = action_skip(res, "protected node: it has the label %s", label);
+    else if (o == OUTCOME_OK)
         o = patch_node(pb, path, resp.json, &wrote, res);
     if (wrote)
         playbook_record_event(pb, a, "Node", NULL, node, NULL, "TaintNode");

@@ -24,8 +24,19 @@ struct target {
 enum outcome target_pod(const struct alert *a, const struct playbook_env *env, struct target *t,
                         struct action_result *res);
 
-/* The pod, or for a host event the node named by the alert's hostname (checked as a node name). */
+/*
+ * The pod, or for a host event the node named by the alert's hostname (checked as a node name). A host
+ * event whose alert names a protected namespace (k8s.ns.name) is skipped: it is about a protected pod.
+ */
 enum outcome target_pod_or_host(const struct alert *a, const struct playbook_env *env, struct target *t,
                                 struct action_result *res);
+
+struct cJSON;
+
+/*
+ * The first of env's protected-node labels (label key present, any value) that the Node object, as the API
+ * returns it, carries; NULL when it carries none. Node playbooks skip such a node.
+ */
+const char *target_node_protected(const struct playbook_env *env, const struct cJSON *node);
 
 #endif

@@ -1156,10 +1156,12 @@ class FakeKube:
             self._pods[(namespace, name)] = pod
             return copy.deepcopy(pod)
 
-    def add_node(self, name, taints=None):
+    def add_node(self, name, taints=None, labels=None):
+        """A node labelled kubernetes.io/hostname as the kubelet does, and with `labels` (a control plane node:
+        {"node-role.kubernetes.io/control-plane": ""}); GET returns them in metadata.labels."""
         with self._lock:
             node = {"kind": "Node", "apiVersion": "v1",
-                    "metadata": self._new_meta(name, labels={"kubernetes.io/hostname": name}),
+                    "metadata": self._new_meta(name, labels={"kubernetes.io/hostname": name, **(labels or {})}),
                     "spec": {"taints": copy.deepcopy(taints)} if taints else {},
                     "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
             self._nodes[name] = node

@@ -1,7 +1,9 @@
 """test_limits.py: the blast-radius limits against the fake API server, counting its requests: rate limits
 (1,000 alerts for 1,000 pods delete exactly 10 with `count: 10, window: 1m`; the top-level limit shared by
 two mutating playbooks and not by Slack; what takes a slot and what gives it back; dry run takes one; a
-Slack post tells the rate-limited action; a reload keeps the history)."""
+Slack post tells the rate-limited action; a reload keeps the history), protected nodes (a control-plane
+node is read and never patched; the label list configurable, an empty one protects nothing) and host
+events that name a pod in a protected namespace (no request at all)."""
 
 import json
 import re
@@ -13,12 +15,15 @@ from fake_kube import FakeKube
 from harness import NatsClient, Playbookd, http_get, run_playbookd, wait_until
 
 SHELL = "falco.notice.terminal_shell_in_container"
+CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
 
 
 @pytest.fixture
 def kube(tmp_path):
     fake = FakeKube(str(tmp_path / "kube"))
     fake.add_node("node-1")
+    fake.add_node("cp-1", labels={CONTROL_PLANE: ""})
+    fake.add_node("gpu-1", labels={"example.com/keep": "yes"})
     yield fake
     fake.stop()
 
@@ -208,6 +213,68 @@ def test_a_reload_keeps_the_history(kube, incluster, nats):
                                "six actions")
         assert len(requests(kube, "DELETE")) == 3, "the two deletes before the reload count against the new 3"
         assert series(metrics, "playbookd_actions_rate_limited_total", playbook="kill") == 3
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
+
+
+# -- protected nodes and protected namespaces -------------------------------------------------------
+
+
+def test_a_control_plane_node_is_read_and_never_patched(kube, incluster, nats):
+    kube.add_pod("default", "on-cp", node="cp-1")
+    kube.add_pod("default", "on-worker", node="node-1")
+    pbd = Playbookd(config(incluster, "  fence: {type: taint-node}", "  '>': [fence]", nats=nats))
+    try:
+        pbd.wait_ready()
+        pub = NatsClient(nats.port)
+        pub.publish("falco.error.write_below_etc", host_alert("cp-1"))
+        pub.publish(SHELL, alert("on-cp"))
+        pub.publish(SHELL, alert("on-worker"))
+        wait_until(lambda: len(pbd.logged("action")) == 3, what="three actions")
+        outcomes = sorted((a["outcome"], a.get("target")) for a in pbd.logged("action"))
+        reason = f"skipped (protected node: it has the label {CONTROL_PLANE})"
+        assert outcomes == [("ok", "node node-1"), (reason, "node cp-1"), (reason, "node cp-1")], outcomes
+        assert len(requests(kube, "GET", "/nodes/cp-1$")) == 2
+        assert requests(kube, "PATCH", "/nodes/cp-1$") == [], "the control plane is never tainted"
+        assert len(requests(kube, "PATCH", "/nodes/node-1$")) == 1
+        assert "taints" not in kube.node("cp-1")["spec"]
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
+
+
+def test_the_protected_labels_are_configurable(kube, incluster):
+    lines = [host_alert("cp-1"), host_alert("gpu-1")]
+    text = config(incluster, "  fence: {type: taint-node}", "  '>': [fence]",
+                  extra="protected_nodes: {labels: [example.com/keep]}")
+    rc, results, err = replay(text, lines)
+    assert rc == 0, err
+    assert results == ["fence: ok", "fence: skipped (protected node: it has the label example.com/keep)"]
+    assert [r.path for r in requests(kube, "PATCH")] == ["/api/v1/nodes/cp-1"]
+    kube.clear_requests()
+    rc, results, err = replay(text.replace("[example.com/keep]", "[]"), lines)  # an empty list protects none
+    assert rc == 0 and results == ["fence: ok", "fence: ok"], (results, err)
+    assert [r.path for r in requests(kube, "PATCH")] == ["/api/v1/nodes/gpu-1"]
+
+
+def test_a_host_event_naming_a_protected_namespace_makes_no_request(kube, incluster, nats):
+    """A host event (container.id host) whose alert names a pod in kube-system is skipped on receipt:
+    no GET of the node, no PATCH, no request at all."""
+    pbd = Playbookd(config(incluster, "  fence: {type: taint-node}", "  '>': [fence]", nats=nats))
+    try:
+        pbd.wait_ready()
+        pub = NatsClient(nats.port)
+        pub.publish("falco.error.write_below_etc",
+                    host_alert("cp-1", fields={"k8s.ns.name": "kube-system", "k8s.pod.name": "kube-proxy-x"}))
+        pub.publish("falco.error.write_below_etc", host_alert("node-1", fields={"k8s.ns.name": "kube-system"}))
+        pub.publish("falco.error.write_below_etc", host_alert("node-1", fields={"k8s.ns.name": "default"}))
+        wait_until(lambda: len(pbd.logged("action")) == 3, what="three actions")
+        outcomes = [a["outcome"] for a in pbd.logged("action")]
+        skip = "skipped (protected namespace kube-system: the host event names a pod there)"
+        assert outcomes == [skip, skip, "ok"], outcomes
+        assert [(r.method, r.path) for r in kube.requests() if not r.path.endswith("/events")] == [
+            ("GET", "/api/v1/nodes/node-1"), ("PATCH", "/api/v1/nodes/node-1")], "only the third alert's"
     finally:
         assert pbd.stop() == 0
         pbd.cleanup()
