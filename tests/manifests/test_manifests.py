@@ -272,6 +272,8 @@ def test_config_content():
     assert js["create_stream"]["subjects"] == ["falco.>"], "the stream holds every alert subject"
     assert cfg["http"]["listen"] == f"0.0.0.0:{HTTP_PORT}"
     assert {"kube-system", NAMESPACE} <= set(cfg["protected_namespaces"])
+    assert cfg["rate_limit"] == {"count": 20, "window": "1m"}, "the recommended brake: 20 actions a minute"
+    assert "node-role.kubernetes.io/control-plane" in cfg["protected_nodes"]["labels"], "the control plane is safe"
     assert {p["type"] for p in cfg["playbooks"].values()} == {"slack", "delete-pod", "taint-node", "isolate-pod"}
     assert cfg["playbooks"]["notify"]["webhook_url"] == "${SLACK_WEBHOOK_URL}", "the URL stays in the Secret"
     assert cfg["topics"]["falco.notice.terminal_shell_in_container"] == ["cut-off", "fence", "kill"]
