@@ -1,6 +1,7 @@
 /*
  * log.c: structured log lines. Each line is built in a local buffer and written with one call under a
- * lock, so lines from different threads never interleave. Values are escaped and capped.
+ * lock, so lines from different threads never interleave. Values are escaped (text.c: a line is always
+ * valid UTF-8 without controls, line separators or bidi overrides) and capped.
  */
 #include "playbookd/log.h"
 
@@ -9,6 +10,8 @@
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
+
+#include "playbookd/text.h"
 
 #define LINE_MAX_BYTES 32768 /* room for a dozen values at their cap, escaped */
 #define VALUE_MAX_BYTES 1024 /* a value is cut after this many bytes of output, on a character boundary */
@@ -60,37 +63,30 @@ static void puts_(struct line *l, const char *s)
     put(l, s, strlen(s));
 }
 
-/* Escapes one value: quotes, backslashes and control characters; JSON and text share the rules. */
+/* Escapes one value (text_escape_char: quotes, backslashes, controls, C1, line separators, bidi controls,
+ * invalid UTF-8 as \ufffd); JSON and text share the rules. Cut after VALUE_MAX_BYTES of output. */
 static void put_escaped(struct line *l, const char *v)
 {
-    size_t start = l->len;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        char tmp[8];
-        if (l->len - start >= VALUE_MAX_BYTES && (*p & 0xc0) != 0x80) {
+    size_t start = l->len, n;
+    char one[TEXT_ESCAPE_MAX];
+    for (; (n = text_escape_char(v, one)) > 0; v += n) {
+        if (l->len - start >= VALUE_MAX_BYTES) {
             puts_(l, "...");
             return;
         }
-        if (*p == '"' || *p == '\\') {
-            tmp[0] = '\\', tmp[1] = (char)*p, tmp[2] = 0;
-        } else if (*p == '\n') {
-            strcpy(tmp, "\\n");
-        } else if (*p == '\t') {
-            strcpy(tmp, "\\t");
-        } else if (*p < 0x20 || *p == 0x7f) {
-            snprintf(tmp, sizeof(tmp), "\\u%04x", *p);
-        } else {
-            tmp[0] = (char)*p, tmp[1] = 0;
-        }
-        puts_(l, tmp);
+        puts_(l, one);
     }
 }
 
+/* Text format: a value is quoted when empty, when it holds a space or '=', or when escaping changes it. */
 static bool needs_quotes(const char *v)
 {
+    size_t n;
+    char one[TEXT_ESCAPE_MAX];
     if (*v == 0)
         return true;
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
-        if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+    for (; (n = text_escape_char(v, one)) > 0; v += n)
+        if (*v == ' ' || *v == '=' || strlen(one) != n || memcmp(one, v, n) != 0)
             return true;
     return false;
 }

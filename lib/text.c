@@ -1,17 +1,22 @@
-/* text.c: helpers for untrusted text: UTF-8 validation, Slack escaping, bounded copies. */
+/* text.c: helpers for untrusted text: UTF-8 validation, escaping for Slack and for one-line logs, bounded
+ * copies, URLs with their credentials redacted. */
 #include "playbookd/text.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Length of the well-formed UTF-8 sequence at p (at most n bytes), or 0 if it is malformed. */
-static size_t utf8_sequence(const unsigned char *p, size_t n)
+/* Length of the well-formed UTF-8 sequence at p (at most n bytes), its code point in *out, or 0 if it is
+ * malformed (NUL, overlong, a surrogate, beyond U+10FFFF, cut short). Reads no byte past a NUL. */
+static size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *out)
 {
-    if (p[0] >= 0x01 && p[0] <= 0x7f)
+    if (p[0] >= 0x01 && p[0] <= 0x7f) {
+        *out = p[0];
         return 1;
+    }
     size_t len;
     uint32_t cp, min;
     if ((p[0] & 0xe0) == 0xc0)
@@ -31,14 +36,16 @@ static size_t utf8_sequence(const unsigned char *p, size_t n)
     }
     if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
         return 0;
+    *out = cp;
     return len;
 }
 
 bool text_utf8_valid(const char *data, size_t len)
 {
     const unsigned char *p = (const unsigned char *)data;
+    uint32_t cp;
     while (len > 0) {
-        size_t n = utf8_sequence(p, len);
+        size_t n = utf8_decode(p, len, &cp);
         if (n == 0)
             return false;
         p += n, len -= n;
@@ -90,6 +97,55 @@ char *text_copy(char *dst, size_t size, const char *src)
     size_t n = utf8_prefix(src, size - 1);
     memcpy(dst, src, n);
     dst[n] = 0;
+    return dst;
+}
+
+/* Whether a code point is shown as \uXXXX: controls (C0, DEL, C1), line and paragraph separators, bidi
+ * overrides and isolates (they can make a line read differently from what it holds). */
+static bool escaped_code_point(uint32_t cp)
+{
+    return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || (cp >= 0x202a && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
+size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX])
+{
+    const unsigned char *p = (const unsigned char *)s;
+    uint32_t cp;
+    out[0] = 0;
+    if (*p == 0)
+        return 0;
+    size_t n = utf8_decode(p, 4, &cp);
+    if (n == 0) {
+        memcpy(out, "\\ufffd", sizeof("\\ufffd"));
+        return 1; /* one byte that is not UTF-8: resynchronise on the next */
+    }
+    if (cp == '"' || cp == '\\')
+        out[0] = '\\', out[1] = (char)cp, out[2] = 0;
+    else if (cp == '\n')
+        memcpy(out, "\\n", sizeof("\\n"));
+    else if (cp == '\t')
+        memcpy(out, "\\t", sizeof("\\t"));
+    else if (escaped_code_point(cp))
+        snprintf(out, TEXT_ESCAPE_MAX, "\\u%04x", (unsigned)cp);
+    else
+        memcpy(out, s, n), out[n] = 0;
+    return n;
+}
+
+char *text_escape(char *dst, size_t size, const char *src)
+{
+    char one[TEXT_ESCAPE_MAX];
+    size_t len = 0, n;
+    while ((n = text_escape_char(src, one)) > 0) {
+        size_t m = strlen(one);
+        if (len + m >= size)
+            break;
+        memcpy(dst + len, one, m);
+        len += m;
+        src += n;
+    }
+    dst[len] = 0;
     return dst;
 }
 
@@ -164,14 +220,25 @@ char *text_read_file(const char *path, size_t max, size_t *len, struct error *er
     return text;
 }
 
+/* Where the part after a URL's scheme starts ("nats://" is a scheme; "u:p://x" with a ':' before it is not). */
+static const char *after_scheme(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (sep == NULL || sep == url || !isalpha((unsigned char)url[0]))
+        return url;
+    for (const char *c = url; c < sep; c++)
+        if (!isalnum((unsigned char)*c) && *c != '+' && *c != '-' && *c != '.')
+            return url;
+    return sep + 3;
+}
+
 char *text_redact_url(const char *url, char *buf, size_t size)
 {
-    const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    const char *at = memchr(host, '@', strcspn(host, "/?#"));
+    const char *start = after_scheme(url);
+    const char *at = strrchr(start, '@'); /* a password may hold '/', '?', '#' and '@': the last '@' ends it */
     if (at == NULL)
         snprintf(buf, size, "%s", url);
     else
-        snprintf(buf, size, "%.*s***%s", (int)(host - url), url, at);
+        snprintf(buf, size, "%.*s***%s", (int)(start - url), url, at);
     return buf;
 }

@@ -17,13 +17,29 @@ bool text_utf8_valid(const char *data, size_t len);
  */
 char *text_slack_escape(const char *in, size_t max_in);
 
+/*
+ * One character of s, escaped for a single line of a log or a result (JSON string rules, used for text too):
+ * '"' and the backslash get a backslash, newline and tab become \n and \t; other C0 controls, DEL, C1 controls
+ * (U+0080-U+009F), U+2028, U+2029 and the bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069) become
+ * \u00XX / \u20XX; every byte that is not part of well-formed UTF-8 (overlong forms and surrogates
+ * included) becomes the six characters \ufffd. Writes the NUL-terminated result into out and returns the
+ * bytes of s it used (0 at the end of s). The output is always valid UTF-8 without controls.
+ */
+#define TEXT_ESCAPE_MAX 8
+size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX]);
+/* src escaped as text_escape_char does, into dst (size > 0), cut between two escapes; returns dst. */
+char *text_escape(char *dst, size_t size, const char *src);
+
 /* Copies src into dst (size > 0), truncated on a UTF-8 character boundary; returns dst. */
 char *text_copy(char *dst, size_t size, const char *src);
 
 /* Decodes standard base64 (whitespace ignored); malloc'd, NUL-terminated, length in *len. NULL if invalid. */
 char *text_base64_decode(const char *in, size_t *len);
 
-/* The URL with any user:password@ replaced by ***@, for logs; returns buf. */
+/*
+ * The URL with its userinfo (user:password@) replaced by ***@, for logs; returns buf. The userinfo ends at
+ * the last '@' after the scheme, whatever the password holds ('/', '?', '#', '@'): in doubt, more is hidden.
+ */
 char *text_redact_url(const char *url, char *buf, size_t size);
 
 /* Reads a whole file of at most max bytes; malloc'd and NUL-terminated, or NULL with the reason in err. */

@@ -364,6 +364,71 @@ static void test_json_dozen_capped_values(void **state)
     free(x);
 }
 
+/* Fails if the raw line holds a character a terminal or viewer would act on: a C0 or C1 control (but the
+ * final newline), U+2028/U+2029, a bidi override or isolate; or if it is not valid UTF-8. */
+static void check_inert(const char *out)
+{
+    static const char *const forbidden[] = {"\xe2\x80\xa8", "\xe2\x80\xa9", "\xe2\x80\xaa", "\xe2\x80\xab",
+                                            "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae", "\xe2\x81\xa6",
+                                            "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9"};
+    size_t len = strlen(out);
+    assert_true(text_utf8_valid(out, len));
+    assert_int_equal(count_char(out, '\n'), 1);
+    for (size_t i = 0; i + 1 < len; i++) {
+        unsigned char c = (unsigned char)out[i];
+        if (c < 0x20 || c == 0x7f || (c == 0xc2 && (unsigned char)out[i + 1] < 0xa0))
+            fail_msg("raw control at byte %zu of %s", i, out);
+    }
+    for (size_t i = 0; i < sizeof(forbidden) / sizeof(forbidden[0]); i++)
+        if (strstr(out, forbidden[i]) != NULL)
+            fail_msg("raw separator or bidi control in %s", out);
+}
+
+/* An attacker's subject: C1 controls (NEL), separators, bidi overrides, an isolate, invalid bytes. */
+#define HOSTILE                                                                                                        \
+    "a\xc2\x85"                                                                                                        \
+    "b\xe2\x80\xa8"                                                                                                    \
+    "c\xe2\x80\xae"                                                                                                    \
+    "d\xe2\x81\xa6"                                                                                                    \
+    "e\xff"                                                                                                            \
+    "f\xc0\xaf"                                                                                                        \
+    "g\xed\xa0\x80"                                                                                                    \
+    "h"
+
+static void test_text_escapes_unicode_controls(void **state)
+{
+    (void)state;
+    capture("text");
+    log_kv(LOG_INFO, "rejected \xe2\x80\xa9", "subject", HOSTILE, NULL);
+    char *out = captured();
+    check_inert(out);
+    check_text_line(out, " info rejected \\u2029 subject=\"a\\u0085b\\u2028c\\u202ed\\u2066e\\ufffdf\\ufffd\\ufffd"
+                         "g\\ufffd\\ufffd\\ufffdh\"\n");
+    free(out);
+}
+
+static void test_json_escapes_unicode_controls(void **state)
+{
+    (void)state;
+    capture("json");
+    log_kv(LOG_INFO, "m", "subject", HOSTILE, NULL);
+    char *out = captured();
+    check_inert(out);
+    assert_non_null(strstr(out, "\"subject\":\"a\\u0085b\\u2028c\\u202ed\\u2066e\\ufffdf\\ufffd\\ufffd"));
+    cJSON *j = parse_json_line(out, "info", "m");
+    /* valid characters round-trip; each invalid byte reads back as U+FFFD */
+    assert_string_equal(json_field(j, "subject"), "a\xc2\x85"
+                                                  "b\xe2\x80\xa8"
+                                                  "c\xe2\x80\xae"
+                                                  "d\xe2\x81\xa6"
+                                                  "e\xef\xbf\xbd"
+                                                  "f\xef\xbf\xbd\xef\xbf\xbd"
+                                                  "g\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+                                                  "h");
+    cJSON_Delete(j);
+    free(out);
+}
+
 struct writer {
     int id;
 };
@@ -418,6 +483,8 @@ int main(void)
         cmocka_unit_test_teardown(test_json_escaping, restore),
         cmocka_unit_test_teardown(test_json_long_values, restore),
         cmocka_unit_test_teardown(test_json_dozen_capped_values, restore),
+        cmocka_unit_test_teardown(test_text_escapes_unicode_controls, restore),
+        cmocka_unit_test_teardown(test_json_escapes_unicode_controls, restore),
         cmocka_unit_test_teardown(test_threads_do_not_interleave, restore),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,4 +1,5 @@
-/* test_text.c: unit tests for UTF-8 validation, Slack escaping with truncation, and bounded copies. */
+/* test_text.c: unit tests for UTF-8 validation, Slack escaping with truncation, bounded copies, one-line
+ * escaping and URL redaction. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -190,12 +191,96 @@ static void test_text_copy(void **state)
     check_copy(7, "ab\xf0\x9f\x98\x80", "ab\xf0\x9f\x98\x80");
 }
 
+/* Checks text_escape over the whole of src, and that its output is valid UTF-8 with no control left. */
+static void check_line_escape(const char *src, const char *expected)
+{
+    char buf[256];
+    text_escape(buf, sizeof(buf), src);
+    if (strcmp(buf, expected) != 0)
+        fail_msg("text_escape(\"%s\"): expected \"%s\", got \"%s\"", src, expected, buf);
+    assert_true(text_utf8_valid(buf, strlen(buf)));
+    for (const unsigned char *p = (const unsigned char *)buf; *p; p++)
+        assert_true(*p >= 0x20 && *p != 0x7f);
+}
+
+static void test_escape(void **state)
+{
+    (void)state;
+    check_line_escape("", "");
+    check_line_escape("plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                      "plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    check_line_escape("q\" b\\ n\n t\t r\r e\x1b d\x7f", "q\\\" b\\\\ n\\n t\\t r\\u000d e\\u001b d\\u007f");
+    /* C1 controls, U+0080..U+009F (NEL is U+0085); U+00A0 is not one */
+    check_line_escape("\xc2\x80|\xc2\x85|\xc2\x9f|\xc2\xa0", "\\u0080|\\u0085|\\u009f|\xc2\xa0");
+    /* line and paragraph separators */
+    check_line_escape("a\xe2\x80\xa8z\xe2\x80\xa9", "a\\u2028z\\u2029");
+    /* bidi embeddings and overrides U+202A..U+202E, isolates U+2066..U+2069; U+2065 and U+2070 pass */
+    check_line_escape("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad\xe2\x80\xae",
+                      "\\u202a\\u202b\\u202c\\u202d\\u202e");
+    check_line_escape("\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9", "\\u2066\\u2067\\u2068\\u2069");
+    check_line_escape("\xe2\x81\xa5\xe2\x81\xb0", "\xe2\x81\xa5\xe2\x81\xb0");
+    /* invalid bytes: each becomes \ufffd, and what follows is read again from the next byte */
+    check_line_escape("subj\xff.x", "subj\\ufffd.x");
+    check_line_escape("\xc0\xaf", "\\ufffd\\ufffd");                       /* overlong '/' */
+    check_line_escape("\xe0\x80\x8a", "\\ufffd\\ufffd\\ufffd");            /* overlong newline */
+    check_line_escape("\xc2\x8a", "\\u008a");                              /* but a real U+008A is a C1 control */
+    check_line_escape("\xed\xa0\x80", "\\ufffd\\ufffd\\ufffd");            /* a surrogate, U+D800 */
+    check_line_escape("\xf4\x90\x80\x80", "\\ufffd\\ufffd\\ufffd\\ufffd"); /* beyond U+10FFFF */
+    check_line_escape("cut \xe2\x82", "cut \\ufffd\\ufffd");               /* a sequence cut short by the end */
+    check_line_escape("\xe2\x82\n", "\\ufffd\\ufffd\\n");
+    check_line_escape("\x80\xbf", "\\ufffd\\ufffd"); /* stray continuation bytes */
+}
+
+static void test_escape_bounded(void **state)
+{
+    (void)state;
+    char buf[8];
+    text_escape(buf, sizeof(buf), "abc\ndef"); /* "abc\n" is 5 bytes, "d" 1, "e" 1: 7 and the NUL */
+    assert_string_equal(buf, "abc\\nde");
+    text_escape(buf, 5, "abc\ndef"); /* never half an escape */
+    assert_string_equal(buf, "abc");
+    text_escape(buf, 1, "abc");
+    assert_string_equal(buf, "");
+    text_escape(buf, 4, "\xc3\xa9\xc3\xa9"); /* never half a character */
+    assert_string_equal(buf, "\xc3\xa9");
+}
+
+static void check_redact(const char *url, const char *expected)
+{
+    char buf[256];
+    assert_ptr_equal(text_redact_url(url, buf, sizeof(buf)), buf);
+    if (strcmp(buf, expected) != 0)
+        fail_msg("text_redact_url(\"%s\"): expected \"%s\", got \"%s\"", url, expected, buf);
+}
+
+static void test_redact_url(void **state)
+{
+    (void)state;
+    check_redact("nats://127.0.0.1:4222", "nats://127.0.0.1:4222");
+    check_redact("nats://user:secret@127.0.0.1:4222", "nats://***@127.0.0.1:4222");
+    check_redact("nats://tok@host:4222", "nats://***@host:4222");
+    check_redact("tls://u:p@[::1]:4222", "tls://***@[::1]:4222");
+    /* the password holds '/', '?', '#' and '@': userinfo ends at the last '@' */
+    check_redact("nats://u:p/a?b#c@d@host:4222", "nats://***@host:4222");
+    check_redact("nats://u:p@ss/w?o#rd@host", "nats://***@host");
+    check_redact("nats://u:a://b@host:4222", "nats://***@host:4222");
+    /* no scheme (cnats adds nats://), or something that only looks like one inside the password */
+    check_redact("u:pass@host:4222", "***@host:4222");
+    check_redact("u:a://b@host:4222", "***@host:4222");
+    check_redact("host:4222", "host:4222");
+    /* a small buffer cuts the result, never shows the password */
+    char small[12];
+    text_redact_url("nats://u:secret@host", small, sizeof(small));
+    assert_null(strstr(small, "secret"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_valid),   cmocka_unit_test(test_utf8_invalid),
-        cmocka_unit_test(test_slack_escape), cmocka_unit_test(test_slack_escape_truncation),
-        cmocka_unit_test(test_text_copy),
+        cmocka_unit_test(test_utf8_valid),     cmocka_unit_test(test_utf8_invalid),
+        cmocka_unit_test(test_slack_escape),   cmocka_unit_test(test_slack_escape_truncation),
+        cmocka_unit_test(test_text_copy),      cmocka_unit_test(test_escape),
+        cmocka_unit_test(test_escape_bounded), cmocka_unit_test(test_redact_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
