@@ -1,7 +1,8 @@
 /*
  * config_yaml.c: reads YAML into a tree of config_node that remembers file, line and column of every value.
  * Guards for untrusted files: a size cap, a depth cap, no aliases (they can form cycles), one document,
- * duplicate keys rejected. ${VAR} in values expands from the environment; an unset variable is an error.
+ * duplicate keys rejected, no NUL (raw or escaped: C would cut the value there). ${VAR} in values expands from the
+ * environment; an unset variable is an error.
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -143,6 +144,28 @@ static int expand(struct reader *r, const yaml_event_t *ev, char **out)
     return 0;
 }
 
+/* A "\0" escape would cut the value where C reads it: an error at the scalar, not a shorter value. */
+static bool scalar_has_nul(struct reader *r, const yaml_event_t *ev)
+{
+    if (memchr(ev->data.scalar.value, 0, ev->data.scalar.length) == NULL)
+        return false;
+    mark_error(r, &ev->start_mark, "a NUL character is not allowed in a value");
+    return true;
+}
+
+/* A raw NUL byte in the file: libyaml may take it for the end of the input and ignore what follows. */
+static int find_nul_byte(const char *file, const char *text, size_t len, struct error *err)
+{
+    const char *nul = memchr(text, 0, len);
+    if (nul == NULL)
+        return 0;
+    size_t line = 1, column = 1;
+    for (const char *p = text; p < nul; p++, column++)
+        if (*p == '\n')
+            line++, column = 0;
+    return error_set(err, "%s:%zu:%zu: a NUL byte is not allowed in the config", file, line, column);
+}
+
 static void node_free_children(struct config_node *n)
 {
     for (size_t i = 0; i < n->n_children; i++) {
@@ -189,6 +212,8 @@ static int read_entry(struct reader *r, yaml_event_t *ev, struct config_node *ma
     char reason[160];
     if (ev->type != YAML_SCALAR_EVENT)
         return mark_error(r, &ev->start_mark, "a key must be a plain string");
+    if (scalar_has_nul(r, ev))
+        return -1;
     if (config_node_get(map, (const char *)ev->data.scalar.value) != NULL) {
         snprintf(reason, sizeof(reason), "duplicate key '%.64s'", ev->data.scalar.value);
         return mark_error(r, &ev->start_mark, reason);
@@ -237,7 +262,7 @@ static int read_node(struct reader *r, yaml_event_t *ev, struct config_node *nod
         rc = mark_error(r, &ev->start_mark, "nested too deeply");
     } else if (ev->type == YAML_SCALAR_EVENT) {
         node->kind = NODE_SCALAR;
-        rc = expand(r, ev, &node->value);
+        rc = scalar_has_nul(r, ev) ? -1 : expand(r, ev, &node->value);
     } else if (ev->type == YAML_MAPPING_START_EVENT) {
         node->kind = NODE_MAP;
         rc = read_children(r, node, depth, YAML_MAPPING_END_EVENT);
@@ -291,6 +316,8 @@ int config_tree_read(struct config_node **out, const char *file, const char *tex
     *out = NULL;
     if (len > CONFIG_MAX_BYTES)
         return error_set(err, "%s: larger than %d bytes", file, CONFIG_MAX_BYTES);
+    if (find_nul_byte(file, text, len, err) != 0)
+        return -1;
     struct config_node *root = calloc(1, sizeof(*root));
     if (root == NULL || !yaml_parser_initialize(&r.parser)) {
         free(root);

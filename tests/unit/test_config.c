@@ -404,6 +404,37 @@ static void test_error_values(void **state)
     check_error("nats:\n  servers: []\n", NAME ":2:3: key 'nats': servers: at least one server is needed");
 }
 
+#define TOPICS "playbooks: {notify: {type: slack, webhook_url: \"" HOOK "\"}}\ntopics: {\"falco.>\": [notify]}\n"
+
+/* Loads text[0..len) (which may hold NUL bytes) and expects exactly `expected`. */
+static void check_error_len(const char *text, size_t len, const char *expected)
+{
+    struct config *cfg = NULL;
+    struct error err = {{0}};
+    if (config_load_string(&cfg, NAME, text, len, false, &err) != -1) {
+        config_destroy(cfg);
+        fail_msg("accepted a config with a NUL, expected: %s", expected);
+    }
+    if (strcmp(err.msg, expected) != 0)
+        fail_msg("expected: %s\n     got: %s", expected, err.msg);
+}
+
+static void test_error_nul(void **state)
+{
+    (void)state;
+    /* each config is valid but for its NUL (today's reader would take a shorter value, or ignore the rest) */
+    /* a "\0" escape in a double-quoted value or key */
+    check_error("nats:\n  token: \"abc\\0def\"\n" TOPICS, NAME ":2:10: a NUL character is not allowed in a value");
+    check_error("protected_namespaces: [a, \"b\\x00\"]\n" TOPICS,
+                NAME ":1:27: a NUL character is not allowed in a value");
+    check_error("\"dry_run\\0x\": true\n" TOPICS, NAME ":1:1: a NUL character is not allowed in a value");
+    /* a raw NUL byte: in a value, and on a line of its own before the rest of the file */
+    static const char raw[] = "nats:\n  token: abc\0def\n" TOPICS;
+    check_error_len(raw, sizeof(raw) - 1, NAME ":2:13: a NUL byte is not allowed in the config");
+    static const char cut[] = TOPICS "\0\nprotected_namespaces: [Not_A_Namespace]\n";
+    check_error_len(cut, sizeof(cut) - 1, NAME ":3:1: a NUL byte is not allowed in the config");
+}
+
 static void test_error_nats_auth(void **state)
 {
     (void)state;
@@ -533,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_error_nesting),
         cmocka_unit_test(test_error_env),
         cmocka_unit_test(test_error_values),
+        cmocka_unit_test(test_error_nul),
         cmocka_unit_test(test_error_nats_auth),
         cmocka_unit_test(test_error_topics),
         cmocka_unit_test(test_error_webhook_url),
