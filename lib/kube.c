@@ -1,6 +1,7 @@
 /*
  * kube.c: calls to the Kubernetes API as a well-behaved controller makes them: TLS verified, the bearer
- * token re-read every minute and at once after a 401 (bound service-account tokens rotate), dryRun=All
+ * token re-read every minute and at once after a 401 (bound service-account tokens rotate) and never sent
+ * when empty or malformed (the request fails, transient, instead), dryRun=All
  * on mutating requests in dry run, Status objects turned into readable reasons. Events are queued for the
  * senders of kube_event.c, started and stopped with the client.
  */
@@ -21,9 +22,11 @@ struct kube {
     struct kube_endpoint ep;
     struct http_tls tls;
     long timeout_ms;
-    pthread_mutex_t lock; /* guards token and token_read_at */
-    char *token;
+    pthread_mutex_t lock; /* guards token, token_read_at, token_invalid and token_err */
+    char *token;          /* NULL when the file held no usable token: nothing is sent then */
     double token_read_at;
+    bool token_invalid;         /* the last read found an empty or malformed token (logged once per episode) */
+    struct error token_err;     /* why, without the token */
     struct kube_events *events; /* its queue and senders (kube_event.c) */
 };
 
@@ -34,38 +37,76 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Re-reads the token file; keeps the old token if the file cannot be read. Called under the lock. */
-static int reload_token(struct kube *k, struct error *err)
+int kube_token_check(const char *where, char *text, size_t *len, struct error *err)
+{
+    size_t n = *len;
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t'))
+        n--;
+    if (n > 0 && text[n - 1] == '\n') /* one line end, as `echo` or an editor leaves it */
+        n -= n > 1 && text[n - 2] == '\r' ? 2 : 1;
+    while (n > 0 && (text[n - 1] == ' ' || text[n - 1] == '\t'))
+        n--;
+    text[n] = 0;
+    *len = n;
+    if (n == 0)
+        return error_set(err, "%s: the token is empty", where);
+    for (size_t i = 0; i < n; i++) /* CR or LF would add headers; a NUL would cut the token */
+        if ((unsigned char)text[i] <= ' ' || text[i] == 0x7f)
+            return error_set(err, "%s: the token holds a control character or space (byte %zu)", where, i + 1);
+    return 0;
+}
+
+enum token_read { TOKEN_OK, TOKEN_UNREADABLE, TOKEN_INVALID };
+
+/* Re-reads the token file. An unreadable file keeps the old token; a file holding no usable token drops it
+ * (nothing is sent until the file is right again), logged once per episode. Called under the lock. */
+static enum token_read reload_token(struct kube *k, struct error *err)
 {
     size_t len;
     char *text = text_read_file(k->ep.token_file, KUBE_TOKEN_MAX, &len, err);
     if (text == NULL)
-        return -1;
-    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-        text[--len] = 0;
-    free(k->token);
-    k->token = text;
+        return TOKEN_UNREADABLE;
     k->token_read_at = now_s();
-    return 0;
+    free(k->token);
+    k->token = NULL;
+    if (kube_token_check(k->ep.token_file, text, &len, err) != 0) {
+        free(text);
+        k->token_err = *err;
+        if (!k->token_invalid)
+            log_kv(LOG_ERROR, "the service account token cannot be used: requests fail until the file is right",
+                   "error", err->msg, NULL);
+        k->token_invalid = true;
+        return TOKEN_INVALID;
+    }
+    k->token = text;
+    k->token_invalid = false;
+    return TOKEN_OK;
 }
 
-/* The token to send now, copied into buf (empty: none). force: re-read the file first (after a 401). */
-static void current_token(struct kube *k, bool force, char *buf, size_t size)
+/* The token to send now, copied into buf (empty: none, client certificate). force: re-read the file first
+ * (after a 401); a file that held no usable token is read again every time. -1 when there is no usable
+ * token to send. */
+static int current_token(struct kube *k, bool force, char *buf, size_t size, struct error *err)
 {
+    int rc = 0;
     buf[0] = 0;
     if (k->ep.token != NULL) {
         snprintf(buf, size, "%s", k->ep.token);
-        return;
+        return 0;
     }
     if (k->ep.token_file == NULL)
-        return;
+        return 0;
     pthread_mutex_lock(&k->lock);
-    struct error err;
-    if ((force || now_s() - k->token_read_at >= KUBE_TOKEN_MAX_AGE_S) && reload_token(k, &err) != 0)
-        log_kv(LOG_WARN, "cannot re-read the token, using the previous one", "error", err.msg, NULL);
+    struct error why;
+    if ((force || k->token == NULL || now_s() - k->token_read_at >= KUBE_TOKEN_MAX_AGE_S) &&
+        reload_token(k, &why) == TOKEN_UNREADABLE && k->token != NULL)
+        log_kv(LOG_WARN, "cannot re-read the token, using the previous one", "error", why.msg, NULL);
     if (k->token != NULL)
         snprintf(buf, size, "%s", k->token);
+    else
+        rc = error_set(err, "%s", k->token_invalid ? k->token_err.msg : "no service account token");
     pthread_mutex_unlock(&k->lock);
+    return rc;
 }
 
 static void set_pem(struct http_pem *pem, const char *file, const char *data, size_t len)
@@ -82,7 +123,7 @@ int kube_create(struct kube **out, const struct config_kube *cfg, struct error *
     if (k == NULL)
         return error_set(err, "out of memory");
     pthread_mutex_init(&k->lock, NULL);
-    if (kube_endpoint_load(&k->ep, cfg, err) != 0 || (k->ep.token_file && reload_token(k, err) != 0)) {
+    if (kube_endpoint_load(&k->ep, cfg, err) != 0 || (k->ep.token_file && reload_token(k, err) == TOKEN_UNREADABLE)) {
         kube_destroy(k);
         return -1;
     }
@@ -129,13 +170,14 @@ static void status_message(struct kube_response *resp)
 }
 
 int kube_prepare(struct kube *k, const char *method, const char *path, const char *content_type, const char *body,
-                 bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out)
+                 bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out, struct error *err)
 {
     int n = snprintf(out->url, sizeof(out->url), "%s%s%s", k->ep.server, path,
                      dry_run ? (strchr(path, '?') ? "&dryRun=All" : "?dryRun=All") : "");
     if (n < 0 || (size_t)n >= sizeof(out->url)) /* a cut URL could name another object, or lose dryRun */
+        return error_set(err, "the request URL is too long");
+    if (current_token(k, fresh_token, out->token, sizeof(out->token), err) != 0)
         return -1;
-    current_token(k, fresh_token, out->token, sizeof(out->token));
     out->http = (struct http_request){
         .method = method,
         .url = out->url,
@@ -173,15 +215,15 @@ static int kube_call(struct kube *k, const char *method, const char *path, const
         text_copy(resp->message, sizeof(resp->message), "out of memory");
         return -1;
     }
-    int rc = kube_prepare(k, method, path, content_type, body, dry_run, timeout_ms, false, req);
+    int rc = kube_prepare(k, method, path, content_type, body, dry_run, timeout_ms, false, req, &err);
     if (rc != 0) {
-        text_copy(resp->message, sizeof(resp->message), "the request URL is too long");
+        text_copy(resp->message, sizeof(resp->message), err.msg);
     } else {
         rc = http_send(&req->http, &http, &err);
         if (rc == 0 && http.status == 401 && k->ep.token_file != NULL) {
             http_response_free(&http);
-            kube_prepare(k, method, path, content_type, body, dry_run, timeout_ms, true, req);
-            rc = http_send(&req->http, &http, &err);
+            rc = kube_prepare(k, method, path, content_type, body, dry_run, timeout_ms, true, req, &err);
+            rc = rc == 0 ? http_send(&req->http, &http, &err) : rc;
         }
         if (rc != 0)
             text_copy(resp->message, sizeof(resp->message), err.msg);

@@ -89,6 +89,10 @@ static int load_user(struct kube_endpoint *ep, const struct config_node *user, c
     const char *token = scalar(user, "token"), *token_file = scalar(user, "tokenFile");
     if (token != NULL && (ep->token = strdup(token)) == NULL)
         return error_set(err, "out of memory");
+    size_t len = token ? strlen(token) : 0;
+    struct error why;
+    if (token != NULL && kube_token_check("the user's token", ep->token, &len, &why) != 0)
+        return config_node_error(err, config_node_get(user, "token"), "%s", why.msg);
     if (token_file != NULL && (ep->token_file = resolve_path(dir, token_file)) == NULL)
         return error_set(err, "out of memory");
     if (load_pem(user, "client-certificate", dir, &ep->cert_file, &ep->cert_data, &ep->cert_len, err) != 0 ||

@@ -162,10 +162,10 @@ static void event_start(struct sender *s, struct queued_event *e, long timeout_m
     e->sender = s;
     struct error err = {.msg = "out of memory"};
     if (req == NULL ||
-        kube_prepare(q->k, "POST", e->path, "application/json", e->body, e->dry_run, timeout_ms, fresh_token, req) !=
-            0 ||
+        kube_prepare(q->k, "POST", e->path, "application/json", e->body, e->dry_run, timeout_ms, fresh_token, req,
+                     &err) != 0 ||
         http_batch_add(s->batch, &req->http, event_sent, e, &err) != 0) {
-        event_failed(q, e->object, e->action, req == NULL ? "out of memory" : err.msg);
+        event_failed(q, e->object, e->action, err.msg);
         event_free(e);
     }
     free(req);
@@ -187,8 +187,8 @@ static void event_sent(void *arg, struct http_response *http, const char *error)
     } else {
         struct kube_response resp = {0};
         kube_response_take(&resp, http);
-        snprintf(why, sizeof(why), "HTTP %ld%s%s%s", resp.status, resp.message[0] ? " (" : "", resp.message,
-                 resp.message[0] ? ")" : "");
+        const char *detail = resp.message[0] ? resp.message : resp.status < 300 ? "expected 201 Created" : "";
+        snprintf(why, sizeof(why), "HTTP %ld%s%s%s", resp.status, detail[0] ? " (" : "", detail, detail[0] ? ")" : "");
         kube_response_free(&resp);
         event_failed(q, e->object, e->action, why);
     }

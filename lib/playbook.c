@@ -2,6 +2,7 @@
 #include "playbookd/playbook.h"
 
 #include "playbookd/kube.h"
+#include "playbookd/text.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,9 +149,10 @@ enum outcome action_fail(struct action_result *res, bool transient, const char *
 void playbook_record_event(const struct playbook *pb, const struct alert *a, const char *kind, const char *ns,
                            const char *name, const char *uid, const char *action)
 {
-    char note[900];
-    snprintf(note, sizeof(note), "playbookd playbook %s (%s) after Falco rule \"%s\" (%s)", pb->name, pb->type->name,
+    char full[ALERT_MAX_RULE + 512], note[900]; /* the note is capped, cut on a character boundary */
+    snprintf(full, sizeof(full), "playbookd playbook %s (%s) after Falco rule \"%s\" (%s)", pb->name, pb->type->name,
              a->rule, priority_name(a->priority));
+    text_copy(note, sizeof(note), full);
     struct kube_event ev = {
         .kind = kind,
         .namespace_ = ns,

@@ -27,6 +27,7 @@
 #include "playbookd/metrics.h"
 #include "playbookd/nats.h"
 #include "playbookd/rbac.h"
+#include "playbookd/text.h"
 #include "playbookd/workers.h"
 
 #define DEFAULT_CONFIG "/etc/playbookd/playbooks.yaml"
@@ -102,12 +103,16 @@ struct replay {
 static void print_result(void *arg, const char *subject, const struct playbook *pb, enum outcome o, const char *reason)
 {
     struct replay *r = arg;
+    char shown_subject[ACTION_REASON_MAX * 6], shown_name[ACTION_REASON_MAX], shown_reason[ACTION_REASON_MAX * 6];
     r->actions++;
     r->failed += o == OUTCOME_FAILED;
+    text_escape(shown_subject, sizeof(shown_subject), subject); /* one line, whatever the API server said */
+    text_escape(shown_name, sizeof(shown_name), pb->name);
     if (o == OUTCOME_SKIPPED || o == OUTCOME_FAILED)
-        printf("line %lu: %s -> %s: %s (%s)\n", r->line, subject, pb->name, outcome_name(o), reason);
+        printf("line %lu: %s -> %s: %s (%s)\n", r->line, shown_subject, shown_name, outcome_name(o),
+               text_escape(shown_reason, sizeof(shown_reason), reason));
     else
-        printf("line %lu: %s -> %s: %s\n", r->line, subject, pb->name, outcome_name(o));
+        printf("line %lu: %s -> %s: %s\n", r->line, shown_subject, shown_name, outcome_name(o));
     fflush(stdout);
 }
 

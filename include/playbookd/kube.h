@@ -49,6 +49,13 @@ struct kube_endpoint {
 };
 
 int kube_endpoint_load(struct kube_endpoint *ep, const struct config_kube *cfg, struct error *err);
+
+/*
+ * A bearer token as read (text[0..*len), NUL-terminated, modified in place): trailing blanks and one line
+ * end are removed; then an empty token, or one holding a control character (CR, LF, NUL...) or a space, is an
+ * error naming `where`, never the token: sent, it would inject headers or go without Authorization.
+ */
+int kube_token_check(const char *where, char *text, size_t *len, struct error *err);
 void kube_endpoint_free(struct kube_endpoint *ep);
 
 /*
@@ -84,15 +91,15 @@ int kube_send_within(struct kube *k, const char *method, const char *path, const
                      bool dry_run, long timeout_ms, struct kube_response *resp);
 
 /* A request as kube_send makes it (URL with dryRun=All, the current token, TLS), for a caller that sends it
- * itself (the Event sender's batch); fresh_token re-reads a token file first. 0, or -1 if the URL is too
- * long. */
+ * itself (the Event sender's batch); fresh_token re-reads a token file first. 0, or -1 with the reason in
+ * err: the URL is too long, or there is no usable token (the token file is empty or malformed). */
 struct kube_prepared {
     struct http_request http;
     char url[KUBE_URL_MAX];
     char token[KUBE_TOKEN_MAX + 1];
 };
 int kube_prepare(struct kube *k, const char *method, const char *path, const char *content_type, const char *body,
-                 bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out);
+                 bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out, struct error *err);
 /* The answer in http as a kube_response (status, Retry-After, a Status object's reason); takes the body. */
 void kube_response_take(struct kube_response *resp, struct http_response *http);
 

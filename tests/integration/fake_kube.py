@@ -301,8 +301,9 @@ def strict_error(unknown_fields):
 
 
 def parse_json(body):
+    """As the API server's decoder (Go encoding/json): invalid UTF-8 is not an error but U+FFFD."""
     try:
-        return json.loads(body)
+        return json.loads(body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body)
     except ValueError as e:
         raise bad_request(f"invalid JSON: {e}") from None
 
@@ -1013,6 +1014,7 @@ class Fault:
     delay: float
     drop: bool
     until: object = None  # time.monotonic() after which the fault no longer applies, or None
+    message: object = None  # the Status message instead of the usual one for the status
 
     def expired(self, now):
         return self.until is not None and now >= self.until
@@ -1038,6 +1040,7 @@ FAULT_REASONS = {
 def fault_answer(fault):
     phrase = HTTPStatus(fault.status).phrase
     reason, message = FAULT_REASONS.get(fault.status, (phrase.replace(" ", ""), phrase))
+    message = message if fault.message is None else fault.message
     details = {"retryAfterSeconds": fault.retry_after} if fault.retry_after is not None else None
     headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
     return fault.status, status_object(fault.status, reason, message, details), headers
@@ -1213,19 +1216,20 @@ class FakeKube:
             self._requests.clear()
 
     def add_fault(self, method=None, path=None, status=None, retry_after=None, times=OMIT, delay=0.0, drop=False,
-                  for_seconds=None):
+                  for_seconds=None, message=None):
         """The next `times` requests (None: all; default 1) matching method and path (a regex searched in the
         path, e.g. r"/events$") get the fault: a Status with `status` and a Retry-After header if given, or
         `delay` seconds before the normal answer (a delayed request counts as in flight while it waits), or
         `drop`: the connection closed with no answer. for_seconds: the fault applies to every matching request
         until that many seconds after this call, then is gone ("500 to DELETE for 10 s, then normally");
-        `times` then defaults to None, and an explicit `times` also limits it (whichever ends first). Faults
-        come before authentication; the first matching fault wins."""
+        `times` then defaults to None, and an explicit `times` also limits it (whichever ends first). message:
+        the Status message (any text, as an admission webhook's may be) instead of the usual one. Faults come
+        before authentication; the first matching fault wins."""
         if times is OMIT:
             times = None if for_seconds is not None else 1
         until = time.monotonic() + for_seconds if for_seconds is not None else None
         with self._lock:
-            self._faults.append(Fault(method, path, status, retry_after, times, delay, drop, until))
+            self._faults.append(Fault(method, path, status, retry_after, times, delay, drop, until, message))
 
     def _take_fault(self, req):
         now = time.monotonic()

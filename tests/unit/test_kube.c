@@ -1,4 +1,5 @@
-/* test_kube.c: unit tests for Kubernetes name checks, base64, kubeconfig and in-cluster discovery, and targets. */
+/* test_kube.c: unit tests for Kubernetes name checks, base64, kubeconfig and in-cluster discovery, token checks
+ * and targets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,6 +172,55 @@ static void test_kubeconfig_errors(void **state)
                             "users: [{name: u, user: {client-certificate-data: '!!'}}]\n",
                             NULL, "not valid base64");
     expect_kubeconfig_error("[1, 2]\n", NULL, "a kubeconfig is a map");
+    expect_kubeconfig_error("current-context: a\ncontexts: [{name: a, context: {cluster: c, user: u}}]\n"
+                            "clusters: [{name: c, cluster: {server: 'https://x'}}]\n"
+                            "users: [{name: u, user: {token: \"abc\\r\\nX-Injected: 1\"}}]\n",
+                            NULL, "4:33: key 'token': the user's token: the token holds a control character or space");
+}
+
+/* kube_token_check on a copy of text[0..len) (which may hold NULs); expects the token, or an error (NULL). */
+static void check_token(const char *text, size_t len, const char *expected)
+{
+    char buf[64];
+    struct error err = {{0}};
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    int rc = kube_token_check("f", buf, &len, &err);
+    if (expected == NULL) {
+        assert_int_equal(rc, -1);
+        assert_null(strstr(err.msg, "s3c")); /* never the token itself */
+        return;
+    }
+    if (rc != 0)
+        fail_msg("rejected \"%s\": %s", expected, err.msg);
+    assert_string_equal(buf, expected);
+    assert_int_equal(len, strlen(expected));
+}
+
+#define TOKEN(lit, expected) check_token(lit, sizeof(lit) - 1, expected)
+
+static void test_token_check(void **state)
+{
+    (void)state;
+    TOKEN("s3cr3t.en-_~+/=", "s3cr3t.en-_~+/=");
+    TOKEN("s3cr3t\n", "s3cr3t");
+    TOKEN("s3cr3t\r\n", "s3cr3t");
+    TOKEN("s3cr3t \t\n  ", "s3cr3t");
+    TOKEN("s3cr3t\r\nX-Injected: yes", NULL);
+    TOKEN("s3cr3t\nX-Injected: yes\n", NULL);
+    TOKEN("s3cr3t\n\n", NULL); /* one line end is removed, not two */
+    TOKEN("s3cr3t\r", NULL);
+    TOKEN("s3c\0r3t", NULL);
+    TOKEN("s3c r3t", NULL);
+    TOKEN("s3cr3t\x7f", NULL);
+    TOKEN("", NULL);
+    TOKEN("\n", NULL);
+    TOKEN(" \r\n", NULL);
+    char buf[8] = "\n";
+    size_t len = 1;
+    struct error err;
+    assert_int_equal(kube_token_check("/var/run/token", buf, &len, &err), -1);
+    assert_string_equal(err.msg, "/var/run/token: the token is empty");
 }
 
 static void test_in_cluster(void **state)
@@ -283,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_kubeconfig_embedded),
         cmocka_unit_test(test_kubeconfig_errors),
+        cmocka_unit_test(test_token_check),
         cmocka_unit_test(test_in_cluster),
         cmocka_unit_test(test_targets),
     };
