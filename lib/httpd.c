@@ -1,24 +1,71 @@
 /*
  * httpd.c: the health and metrics endpoint. /healthz answers 200 while the process runs, /readyz 200
  * once it is ready (config loaded, NATS connected) and 503 before, /metrics the Prometheus text. GET and
- * HEAD only; libmicrohttpd's own thread serves it, with a connection limit and timeout.
+ * HEAD only. libmicrohttpd's one internal thread serves it with epoll; this file keeps a table of the open
+ * connections (notified by libmicrohttpd) to bound them per address and in total, and a watchdog thread
+ * that closes connections past their deadline (httpd.h). A connection is closed with shutdown() on its
+ * socket, under the table's lock: libmicrohttpd notifies the close (and frees the slot) before it closes
+ * the socket, so the descriptor shut is always the connection's own.
  */
 #include "playbookd/httpd.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "playbookd/log.h"
 #include "playbookd/metrics.h"
+
+#define SLOTS (HTTPD_MAX_CONNECTIONS + 16) /* libmicrohttpd's own limit: room for closes under way */
+
+enum close_reason { CLOSE_PER_IP, CLOSE_TOTAL, CLOSE_DEADLINE, CLOSE_REASONS };
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const struct {
+    const char *metric, *log;
+} close_names[CLOSE_REASONS] = {
+    {"per_ip_limit", "http: closed the oldest connection of an address over " STR(HTTPD_MAX_PER_IP)},
+    {"total_limit", "http: closed the oldest connection: over " STR(HTTPD_MAX_CONNECTIONS) " connections"},
+    {"deadline", "http: closed a connection slower than " STR(HTTPD_REQUEST_DEADLINE_S) " s to send its request "
+                                                                                        "or take the answer"},
+};
+
+/* One open connection. */
+struct slot {
+    bool used;
+    bool closing; /* shut down by us, its close not yet notified */
+    bool busy;    /* its request arrived and is being answered */
+    int fd;
+    struct sockaddr_storage addr;
+    double since; /* opened, or its previous request ended */
+};
 
 struct httpd {
     struct MHD_Daemon *daemon;
     httpd_ready_fn ready;
     void *arg;
+    pthread_mutex_t lock; /* guards slots and stopping */
+    pthread_cond_t wake;
+    bool stopping;
+    struct slot slots[SLOTS];
+    pthread_t watchdog;
+    bool watchdog_started;
+    struct log_throttle closed_log[CLOSE_REASONS];
 };
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 int httpd_parse_listen(const char *listen, struct sockaddr_storage *addr, struct error *err)
 {
@@ -70,12 +117,134 @@ static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int stat
     return reply(conn, status, "text/plain; charset=utf-8", (char *)text, strlen(text), MHD_RESPMEM_PERSISTENT);
 }
 
+static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return true; /* an unknown family: one bucket */
+}
+
+/* Shuts s down (libmicrohttpd then sees the end of it and closes it), counted and logged. Under h->lock. */
+static void close_slot(struct httpd *h, struct slot *s, enum close_reason why)
+{
+    s->closing = true;
+    shutdown(s->fd, SHUT_RDWR);
+    metrics_http_closed(close_names[why].metric);
+    log_throttled(&h->closed_log[why], LOG_WARN, close_names[why].log, 1);
+}
+
+/* The connection to close for a newcomer: the oldest open one (same address as `like`, if given) other
+ * than the newcomer, preferably one still waiting for its request; NULL if there is none. Under h->lock. */
+static struct slot *oldest(struct httpd *h, const struct slot *newcomer, const struct sockaddr_storage *like,
+                           size_t *count)
+{
+    struct slot *best = NULL;
+    *count = 0;
+    for (struct slot *s = h->slots; s < h->slots + SLOTS; s++) {
+        if (!s->used || s->closing || (like != NULL && !same_address(&s->addr, like)))
+            continue;
+        (*count)++;
+        if (s != newcomer &&
+            (best == NULL || (best->busy && !s->busy) || (best->busy == s->busy && s->since < best->since)))
+            best = s;
+    }
+    return best;
+}
+
+/* A new connection: makes room for it within the per-address and total limits. Under h->lock. */
+static void make_room(struct httpd *h, struct slot *newcomer)
+{
+    size_t n;
+    struct slot *victim = oldest(h, newcomer, &newcomer->addr, &n);
+    if (n > HTTPD_MAX_PER_IP && victim != NULL)
+        close_slot(h, victim, CLOSE_PER_IP);
+    victim = oldest(h, newcomer, NULL, &n);
+    if (n > HTTPD_MAX_CONNECTIONS && victim != NULL)
+        close_slot(h, victim, CLOSE_TOTAL);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct httpd *h = cls;
+    pthread_mutex_lock(&h->lock);
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+        memset(*socket_context, 0, sizeof(struct slot));
+        metrics_http_connections(-1);
+    } else if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        struct slot *s = h->slots;
+        while (s < h->slots + SLOTS && s->used)
+            s++;
+        *socket_context = NULL;
+        if (s < h->slots + SLOTS && fd != NULL) { /* libmicrohttpd holds at most SLOTS connections */
+            *s = (struct slot){.used = true, .fd = fd->connect_fd, .since = now_s()};
+            if (addr != NULL && addr->client_addr->sa_family == AF_INET6)
+                memcpy(&s->addr, addr->client_addr, sizeof(struct sockaddr_in6));
+            else if (addr != NULL && addr->client_addr->sa_family == AF_INET)
+                memcpy(&s->addr, addr->client_addr, sizeof(struct sockaddr_in));
+            *socket_context = s;
+            metrics_http_connections(1);
+            make_room(h, s);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* A request arrived (busy) or ended (its deadline starts again for the next one on the connection). */
+static void set_busy(struct httpd *h, struct MHD_Connection *conn, bool busy)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    pthread_mutex_lock(&h->lock);
+    struct slot *s = info ? info->socket_context : NULL;
+    if (s != NULL) {
+        s->busy = busy;
+        if (!busy)
+            s->since = now_s();
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode code)
+{
+    (void)con_cls, (void)code;
+    set_busy(cls, conn, false);
+}
+
+/* Once a second: closes the connections past their deadline and logs the counts not logged yet. */
+static void *watchdog_main(void *arg)
+{
+    struct httpd *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        pthread_cond_timedwait(&h->wake, &h->lock, &until);
+        double now = now_s();
+        for (struct slot *s = h->slots; s < h->slots + SLOTS; s++)
+            if (s->used && !s->closing && now - s->since > HTTPD_REQUEST_DEADLINE_S)
+                close_slot(h, s, CLOSE_DEADLINE);
+        for (int r = 0; r < CLOSE_REASONS; r++)
+            log_throttle_flush(&h->closed_log[r], LOG_WARN, close_names[r].log);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     (void)version, (void)upload_data, (void)upload_data_size, (void)con_cls;
     struct httpd *h = cls;
+    set_busy(h, conn, true);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
     if (strcmp(url, "/healthz") == 0)
@@ -104,12 +273,25 @@ int httpd_start(struct httpd **out, const char *listen, httpd_ready_fn ready, vo
         return error_set(err, "out of memory");
     h->ready = ready;
     h->arg = arg;
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    for (int r = 0; r < CLOSE_REASONS; r++)
+        h->closed_log[r] = (struct log_throttle)LOG_THROTTLE_INIT;
+    unsigned int flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, 32U, MHD_OPTION_CONNECTION_TIMEOUT, 10U, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SLOTS, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                 (size_t)HTTPD_MEMORY_PER_CONNECTION, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (h->daemon == NULL) {
-        free(h);
+        httpd_stop(h);
         return error_set(err, "cannot listen on %s", listen);
+    }
+    h->watchdog_started = pthread_create(&h->watchdog, NULL, watchdog_main, h) == 0;
+    if (!h->watchdog_started) {
+        httpd_stop(h);
+        return error_set(err, "cannot start the http watchdog");
     }
     *out = h;
     return 0;
@@ -125,6 +307,18 @@ void httpd_stop(struct httpd *h)
 {
     if (h == NULL)
         return;
-    MHD_stop_daemon(h->daemon);
+    if (h->watchdog_started) {
+        pthread_mutex_lock(&h->lock);
+        h->stopping = true;
+        pthread_cond_signal(&h->wake);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->watchdog, NULL);
+    }
+    if (h->daemon != NULL)
+        MHD_stop_daemon(h->daemon); /* notifies every close: the table is still there */
+    for (int r = 0; r < CLOSE_REASONS; r++)
+        log_throttle_flush(&h->closed_log[r], LOG_WARN, close_names[r].log);
+    pthread_cond_destroy(&h->wake);
+    pthread_mutex_destroy(&h->lock);
     free(h);
 }

@@ -31,7 +31,8 @@ static atomic_ulong alerts_received, alerts_rejected, nats_reconnects, reloads_o
 static atomic_ulong actions[OUTCOME_COUNT];
 static atomic_ulong dropped_slow_consumer, dropped_shutdown, dropped_max_deliver;
 static atomic_ulong events_ok, events_failed, events_dropped, cooldown_skipped, cooldown_evicted;
-static atomic_long queue_depth;
+static atomic_long queue_depth, http_connections;
+static atomic_ulong http_closed_per_ip, http_closed_total, http_closed_deadline;
 static atomic_bool nats_connected;
 static pthread_mutex_t series_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct series series[MAX_SERIES];
@@ -138,6 +139,19 @@ void metrics_nats_reconnected(void)
 void metrics_config_reload(bool ok)
 {
     atomic_fetch_add_explicit(ok ? &reloads_ok : &reloads_failed, 1, memory_order_relaxed);
+}
+
+void metrics_http_connections(long delta)
+{
+    atomic_fetch_add_explicit(&http_connections, delta, memory_order_relaxed);
+}
+
+void metrics_http_closed(const char *reason)
+{
+    add(strcmp(reason, "per_ip_limit") == 0  ? &http_closed_per_ip
+        : strcmp(reason, "total_limit") == 0 ? &http_closed_total
+                                             : &http_closed_deadline,
+        1);
 }
 
 void metrics_snapshot(struct metrics_snapshot *out)
@@ -262,6 +276,16 @@ char *metrics_render(size_t *len)
          "# TYPE playbookd_config_reloads_total counter\n"
          "playbookd_config_reloads_total{result=\"ok\"} %lu\nplaybookd_config_reloads_total{result=\"failed\"} %lu\n",
          atomic_load(&reloads_ok), atomic_load(&reloads_failed));
+    emit(&t,
+         "# HELP playbookd_http_connections Connections open to the HTTP endpoint.\n"
+         "# TYPE playbookd_http_connections gauge\nplaybookd_http_connections %ld\n"
+         "# HELP playbookd_http_connections_closed_total Connections the HTTP endpoint closed to stay available.\n"
+         "# TYPE playbookd_http_connections_closed_total counter\n"
+         "playbookd_http_connections_closed_total{reason=\"per_ip_limit\"} %lu\n"
+         "playbookd_http_connections_closed_total{reason=\"total_limit\"} %lu\n"
+         "playbookd_http_connections_closed_total{reason=\"deadline\"} %lu\n",
+         atomic_load(&http_connections), atomic_load(&http_closed_per_ip), atomic_load(&http_closed_total),
+         atomic_load(&http_closed_deadline));
     emit(&t,
          "# HELP playbookd_build_info The running version.\n# TYPE playbookd_build_info gauge\n"
          "playbookd_build_info{version=\"%s\"} 1\n",

@@ -37,6 +37,10 @@ void metrics_queue_depth(long delta);
 void metrics_nats_connected(bool connected);
 void metrics_nats_reconnected(void);
 void metrics_config_reload(bool ok);
+/* The HTTP endpoint: connections open now (a gauge), and connections it closed to stay available, by
+ * reason: "per_ip_limit", "total_limit" or "deadline" (httpd.h). */
+void metrics_http_connections(long delta);
+void metrics_http_closed(const char *reason);
 void metrics_snapshot(struct metrics_snapshot *out);
 
 /* The Prometheus text exposition; malloc'd, or NULL when out of memory. */
