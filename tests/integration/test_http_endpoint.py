@@ -140,3 +140,42 @@ def test_a_connection_that_never_finishes_its_request_is_closed_at_the_deadline(
     finally:
         assert pbd.stop() == 0
         pbd.cleanup()
+
+
+def test_over_the_total_limit_the_oldest_connections_make_room(nats, slack):
+    """75 waiting connections from five addresses (15 each, under the per-address limit of 16) are over the
+    total of 64: the 11 oldest are closed, and a probe still gets its answer."""
+    pbd = Playbookd(config(nats.url, slack))
+    held = []
+    try:
+        port = int(pbd.wait_logged("http listening")[0]["port"])
+        for i in range(75):
+            s = socket.socket()
+            s.bind((f"127.0.0.{2 + i % 5}", 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            held.append(s)
+            if i == 0:
+                wait_until(lambda: metric(http_get(port, "/metrics")[1], "playbookd_http_connections") >= 2,
+                           what="the first connection seen before the next ones")
+        text = wait_until(lambda: (t := http_get(port, "/metrics")[1]) and
+                          metric(t, "playbookd_http_connections_closed_total", reason="total_limit") >= 11 and t,
+                          what="the oldest closed")
+        assert metric(text, "playbookd_http_connections_closed_total", reason="per_ip_limit") == 0
+        assert http_get(port, "/healthz") == (200, "ok\n")
+
+        def closed(s):
+            s.settimeout(5)
+            try:
+                return s.recv(1) == b""
+            except OSError:
+                return True
+        assert closed(held[0]), "the oldest connection is one of those closed"
+        held[-1].sendall(b"Host: x\r\n\r\n")
+        assert held[-1].recv(4096).startswith(b"HTTP/1.1 200"), "the newest is served"
+        assert pbd.logged("http: closed the oldest connection: over 64 connections")
+    finally:
+        for s in held:
+            s.close()
+        assert pbd.stop() == 0
+        pbd.cleanup()
