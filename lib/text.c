@@ -112,6 +112,10 @@ size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX])
 {
     const unsigned char *p = (const unsigned char *)s;
     uint32_t cp;
+    if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') { /* the common case: printable ASCII */
+        out[0] = (char)*p, out[1] = 0;
+        return 1;
+    }
     out[0] = 0;
     if (*p == 0)
         return 0;
