@@ -142,6 +142,8 @@ char *text_escape(char *dst, size_t size, const char *src)
     char one[TEXT_ESCAPE_MAX];
     size_t len = 0, n;
     while ((n = text_escape_char(src, one)) > 0) {
+        if (*src == '"')
+            memcpy(one, "\"", 2); /* a line, not a quoted string: quotes read as they are */
         size_t m = strlen(one);
         if (len + m >= size)
             break;

@@ -209,7 +209,7 @@ static void test_escape(void **state)
     check_line_escape("", "");
     check_line_escape("plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
                       "plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-    check_line_escape("q\" b\\ n\n t\t r\r e\x1b d\x7f", "q\\\" b\\\\ n\\n t\\t r\\u000d e\\u001b d\\u007f");
+    check_line_escape("q\" b\\ n\n t\t r\r e\x1b d\x7f", "q\" b\\\\ n\\n t\\t r\\u000d e\\u001b d\\u007f");
     /* C1 controls, U+0080..U+009F (NEL is U+0085); U+00A0 is not one */
     check_line_escape("\xc2\x80|\xc2\x85|\xc2\x9f|\xc2\xa0", "\\u0080|\\u0085|\\u009f|\xc2\xa0");
     /* line and paragraph separators */
