@@ -11,7 +11,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential pkg-config \
-      libnats-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libmicrohttpd-dev \
+      libnats-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libmicrohttpd-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -31,7 +31,7 @@ LABEL org.opencontainers.image.title="playbookd" \
 # Runtime libraries of the -dev packages above (Debian 12 names).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libnats3.4 libcurl4 libcjson1 libyaml-0-2 libmicrohttpd12 ca-certificates \
+      libnats3.4 libcurl4 libcjson1 libyaml-0-2 libmicrohttpd12 libssl3 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 65532 playbookd \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \

@@ -12,6 +12,7 @@
 
 #include "playbookd/httpd.h"
 #include "playbookd/kube.h"
+#include "playbookd/nkey.h"
 #include "playbookd/playbook.h"
 #include "playbookd/subject.h"
 #include "playbookd/text.h"
@@ -89,6 +90,7 @@ static const struct param_spec nats_spec[] = {
     {.name = "user", .type = PARAM_STRING, .offset = NATS_FIELD(user)},
     {.name = "password", .type = PARAM_STRING, .offset = NATS_FIELD(password)},
     {.name = "credentials", .type = PARAM_STRING, .offset = NATS_FIELD(credentials)},
+    {.name = "nkey", .type = PARAM_STRING, .offset = NATS_FIELD(nkey)},
     {.name = "tls", .type = PARAM_SECTION, .section = tls_spec},
     {.name = "pending", .type = PARAM_SECTION, .section = pending_spec},
     {.name = "jetstream", .type = PARAM_SECTION, .section = jetstream_spec},
@@ -190,19 +192,31 @@ static bool playbook_name_ok(const char *s)
            strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") == n;
 }
 
+/* The seed file is read now, so that a bad one stops the start (and --check), not the first connection. */
+static int check_nkey(const struct config_node *node, const char *path, struct error *err)
+{
+    struct nkey *k = NULL;
+    struct error why;
+    if (path == NULL)
+        return 0;
+    if (nkey_load(&k, path, &why) != 0)
+        return config_node_error(err, config_node_get(node, "nkey"), "%s", why.msg);
+    nkey_destroy(k);
+    return 0;
+}
+
 static int check_nats(const struct config_node *root, const struct config_nats *n, struct error *err)
 {
     const struct config_node *node = config_node_get(root, "nats");
-    int auth = (n->token != NULL) + (n->user != NULL || n->password != NULL) + (n->credentials != NULL);
-    if (auth > 1)
-        return config_node_error(err, node, "choose one of token, user/password or credentials");
+    if (config_nats_auth_methods(n) > 1)
+        return config_node_error(err, node, "choose one of token, user/password, credentials or nkey");
     if ((n->user == NULL) != (n->password == NULL))
         return config_node_error(err, node, "user and password go together");
     if ((n->tls_cert == NULL) != (n->tls_key == NULL))
         return config_node_error(err, config_node_get(node, "tls"), "tls cert and key go together");
     if (n->servers.n == 0)
         return config_node_error(err, node, "servers: at least one server is needed");
-    return 0;
+    return check_nkey(node, n->nkey, err);
 }
 
 /* nats.jetstream: a stream name, and each backoff a duration (kept in milliseconds). */
@@ -475,8 +489,8 @@ bool config_nats_equal(const struct config_nats *a, const struct config_nats *b)
             return false;
     return same_string(a->queue_group, b->queue_group) && same_string(a->token, b->token) &&
            same_string(a->user, b->user) && same_string(a->password, b->password) &&
-           same_string(a->credentials, b->credentials) && same_string(a->tls_ca, b->tls_ca) &&
-           same_string(a->tls_cert, b->tls_cert) && same_string(a->tls_key, b->tls_key) &&
-           same_string(a->js.stream, b->js.stream) && same_string(a->js.durable, b->js.durable) &&
-           same_string(a->js.subject, b->js.subject);
+           same_string(a->credentials, b->credentials) && same_string(a->nkey, b->nkey) &&
+           same_string(a->tls_ca, b->tls_ca) && same_string(a->tls_cert, b->tls_cert) &&
+           same_string(a->tls_key, b->tls_key) && same_string(a->js.stream, b->js.stream) &&
+           same_string(a->js.durable, b->js.durable) && same_string(a->js.subject, b->js.subject);
 }

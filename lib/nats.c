@@ -16,10 +16,12 @@
 
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
+#include "playbookd/nkey.h"
 #include "playbookd/text.h"
 
 struct nats_link {
     natsOptions *opts;
+    struct nkey *nkey; /* nats.nkey: signs the server's nonce at every (re)connection */
     natsConnection *conn;
     char queue[96]; /* the queue group of every subscription */
 };
@@ -79,11 +81,20 @@ static void on_reconnected(natsConnection *nc, void *closure)
     log_connection(nc, "nats reconnected", LOG_INFO);
 }
 
+/* Closed for good: by us, or by the server, such as when it refuses the credentials (said here). */
 static void on_closed(natsConnection *nc, void *closure)
 {
-    (void)nc, (void)closure;
+    (void)closure;
+    const char *why = NULL;
+    natsStatus s = natsConnection_GetLastError(nc, &why);
     metrics_nats_connected(false);
-    log_kv(LOG_INFO, "nats connection closed", NULL);
+    if (s == NATS_OK || s == NATS_CONNECTION_CLOSED)
+        log_kv(LOG_INFO, "nats connection closed", NULL);
+    else
+        log_kv(LOG_ERROR, "nats connection closed", "error", natsStatus_GetText(s), "detail", why && *why ? why : NULL,
+               "hint",
+               "no more reconnection: check the server's address and the credentials (a refused login ends here)",
+               NULL);
 }
 
 static struct log_throttle slow_log = LOG_THROTTLE_INIT, stop_log = LOG_THROTTLE_INIT;
@@ -97,7 +108,24 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     log_kv(LOG_ERROR, "nats error", "pattern", subject, "error", natsStatus_GetText(err), NULL);
 }
 
-static natsStatus set_auth(natsOptions *o, const struct config_nats *n)
+/* cnats asks for the nonce's signature at every connection and frees it (malloc'd) afterwards. */
+static natsStatus sign_nonce(char **error_text, unsigned char **sig, int *sig_len, const char *nonce, void *closure)
+{
+    (void)error_text;
+    *sig = malloc(NKEY_SIGNATURE_LEN);
+    if (*sig == NULL)
+        return NATS_NO_MEMORY;
+    if (nkey_sign(closure, (const unsigned char *)nonce, strlen(nonce), *sig) != 0) {
+        free(*sig);
+        *sig = NULL;
+        return NATS_ERR;
+    }
+    *sig_len = NKEY_SIGNATURE_LEN;
+    return NATS_OK;
+}
+
+/* The one way playbookd and falco-nats present their credentials; the nkey is kept by the link. */
+static natsStatus set_auth(natsOptions *o, const struct config_nats *n, struct nkey *nkey)
 {
     natsStatus s = NATS_OK;
     if (n->token != NULL)
@@ -106,6 +134,8 @@ static natsStatus set_auth(natsOptions *o, const struct config_nats *n)
         s = natsOptions_SetUserInfo(o, n->user, n->password);
     if (s == NATS_OK && n->credentials != NULL)
         s = natsOptions_SetUserCredentialsFromFiles(o, n->credentials, NULL);
+    if (s == NATS_OK && nkey != NULL)
+        s = natsOptions_SetNKey(o, nkey_public(nkey), sign_nonce, nkey);
     return s;
 }
 
@@ -122,7 +152,7 @@ static natsStatus set_tls(natsOptions *o, const struct config_nats *n)
     return s;
 }
 
-static natsStatus build_options(const struct config_nats *n, const char *name, natsOptions **out)
+static natsStatus build_options(const struct config_nats *n, const char *name, struct nkey *nkey, natsOptions **out)
 {
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
@@ -151,7 +181,7 @@ static natsStatus build_options(const struct config_nats *n, const char *name, n
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, NULL);
     if (s == NATS_OK)
-        s = set_auth(o, n);
+        s = set_auth(o, n, nkey);
     if (s == NATS_OK)
         s = set_tls(o, n);
     if (s != NATS_OK)
@@ -178,8 +208,13 @@ int nats_link_create(struct nats_link **out, const struct config_nats *n, const 
     if (l == NULL)
         return error_set(err, "out of memory");
     choose_queue(l, n);
-    natsStatus s = build_options(n, name, &l->opts);
+    if (n->nkey != NULL && nkey_load(&l->nkey, n->nkey, err) != 0) {
+        free(l);
+        return -1;
+    }
+    natsStatus s = build_options(n, name, l->nkey, &l->opts);
     if (s != NATS_OK) {
+        nkey_destroy(l->nkey);
         free(l);
         return nats_error(err, "options", s);
     }
@@ -223,6 +258,7 @@ void nats_link_destroy(struct nats_link *l, long timeout_ms)
         natsConnection_Close(l->conn);
     natsConnection_Destroy(l->conn);
     natsOptions_Destroy(l->opts);
+    nkey_destroy(l->nkey);
     free(l);
 }
 

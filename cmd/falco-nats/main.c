@@ -72,15 +72,18 @@ struct forwarder {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: falco-nats [-s NATS_URL] [-f PIPE|-] [--jetstream] [--token T] [--user U --password P]\n"
-                 "                  [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
-                 "                  [--log-format text|json]\n"
-                 "  -s URL       NATS server (default " DEFAULT_SERVER ")\n"
-                 "  -f PIPE      named pipe Falco writes JSON alerts to (default " DEFAULT_PIPE "), or - for stdin\n"
-                 "  --jetstream  at least once: publish to a JetStream stream (created beforehand, subjects falco.>)\n"
-                 "               with a Nats-Msg-Id per line, retried until acknowledged; the stream de-duplicates\n"
-                 "  NATS_TOKEN, NATS_USER and NATS_PASSWORD in the environment are used when the flags are absent.\n"
-                 "  At exit, lines that were read but not delivered are logged as \"lines not delivered\".\n");
+    fprintf(out,
+            "usage: falco-nats [-s NATS_URL] [-f PIPE|-] [--jetstream] [--token T] [--user U --password P]\n"
+            "                  [--creds FILE] [--nkey SEED_FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
+            "                  [--log-format text|json]\n"
+            "  -s URL       NATS server (default " DEFAULT_SERVER ")\n"
+            "  -f PIPE      named pipe Falco writes JSON alerts to (default " DEFAULT_PIPE "), or - for stdin\n"
+            "  --jetstream  at least once: publish to a JetStream stream (created beforehand, subjects falco.>)\n"
+            "               with a Nats-Msg-Id per line, retried until acknowledged; the stream de-duplicates\n"
+            "  --nkey FILE  authenticate with a user NKey: FILE holds its seed (SU...), as `nk -gen user` writes it\n"
+            "  NATS_TOKEN, NATS_USER and NATS_PASSWORD in the environment are used when the flags are absent.\n"
+            "  One way to authenticate at most: token, user/password, creds or nkey.\n"
+            "  At exit, lines that were read but not delivered are logged as \"lines not delivered\".\n");
 }
 
 /* Returns -1 to continue, or the exit status. */
@@ -91,6 +94,7 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         OPT_USER,
         OPT_PASSWORD,
         OPT_CREDS,
+        OPT_NKEY,
         OPT_CA,
         OPT_CERT,
         OPT_KEY,
@@ -103,6 +107,7 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         {"user", required_argument, NULL, OPT_USER},
         {"password", required_argument, NULL, OPT_PASSWORD},
         {"creds", required_argument, NULL, OPT_CREDS},
+        {"nkey", required_argument, NULL, OPT_NKEY},
         {"tls-ca", required_argument, NULL, OPT_CA},
         {"tls-cert", required_argument, NULL, OPT_CERT},
         {"tls-key", required_argument, NULL, OPT_KEY},
@@ -125,6 +130,7 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         case OPT_USER: n->user = optarg; break;
         case OPT_PASSWORD: n->password = optarg; break;
         case OPT_CREDS: n->credentials = optarg; break;
+        case OPT_NKEY: n->nkey = optarg; break;
         case OPT_CA: n->tls_ca = optarg; break;
         case OPT_CERT: n->tls_cert = optarg; break;
         case OPT_KEY: n->tls_key = optarg; break;
@@ -139,9 +145,13 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc || (n->user == NULL) != (n->password == NULL) || (n->tls_cert == NULL) != (n->tls_key == NULL)) {
+    if (optind < argc || (n->user == NULL) != (n->password == NULL) || (n->tls_cert == NULL) != (n->tls_key == NULL) ||
+        config_nats_auth_methods(n) > 1) {
         fprintf(stderr, "falco-nats: %s\n",
-                optind < argc ? "unexpected argument" : "user/password and tls-cert/tls-key go in pairs");
+                optind < argc                     ? "unexpected argument"
+                : config_nats_auth_methods(n) > 1 ? "choose one of token, user/password, creds or nkey (flags or "
+                                                    "NATS_TOKEN, NATS_USER/NATS_PASSWORD)"
+                                                  : "user/password and tls-cert/tls-key go in pairs");
         usage(stderr);
         return 2;
     }

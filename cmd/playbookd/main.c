@@ -357,6 +357,18 @@ static void trim_after_burst(struct workers *pool, unsigned long *ended, bool *t
     }
 }
 
+/* Without credentials the server cannot tell playbookd's publishers from anyone else on the network. */
+static void warn_if_anonymous(const struct config *cfg)
+{
+    if (cfg->dry_run || config_nats_auth_methods(&cfg->nats) > 0 || cfg->nats.tls_cert != NULL)
+        return;
+    log_kv(LOG_WARN, "nats: connecting without credentials: anyone who can reach NATS can trigger the playbooks",
+           "hint",
+           "give the server authorization (manifests/nats.yaml) and playbookd an identity: nats.nkey, "
+           "user/password, credentials or token",
+           NULL);
+}
+
 static int run_daemon(struct config *cfg, const struct brakes *brakes, const struct flags *f)
 {
     sigset_t set;
@@ -369,6 +381,8 @@ static int run_daemon(struct config *cfg, const struct brakes *brakes, const str
     int rc = build_dispatcher(&dm.current, cfg, brakes, NULL, NULL, &err);
     if (rc == 0)
         rc = workers_create(&dm.pool, (size_t)workers, (size_t)queue, &err);
+    if (rc == 0)
+        warn_if_anonymous(cfg);
     if (rc == 0)
         rc = nats_link_create(&dm.link, &dispatcher_config(dm.current)->nats, "playbookd", &err);
     if (rc == 0)

@@ -141,6 +141,7 @@ struct config_nats {
     struct string_list servers;
     char *queue_group;
     char *token, *user, *password, *credentials;
+    char *nkey; /* a user NKey seed file */
     char *tls_ca, *tls_cert, *tls_key;
     long pending_messages, pending_bytes; /* per core subscription; past them alerts are dropped, counted */
     struct config_jetstream js;
@@ -198,6 +199,12 @@ int config_load(struct config **out, const char *path, bool dry_run, struct erro
 int config_load_string(struct config **out, const char *name, const char *text, size_t len, bool dry_run,
                        struct error *err);
 void config_destroy(struct config *cfg);
+
+/* How many ways to authenticate are set: token, user/password, credentials, nkey (more than one is an error). */
+static inline int config_nats_auth_methods(const struct config_nats *n)
+{
+    return (n->token != NULL) + (n->user != NULL || n->password != NULL) + (n->credentials != NULL) + (n->nkey != NULL);
+}
 
 /* True when the two NATS sections are the same (a reload keeps the connection). */
 bool config_nats_equal(const struct config_nats *a, const struct config_nats *b);

@@ -277,7 +277,7 @@ static void test_error_unknown_keys(void **state)
                                            "protected_namespaces, protected_nodes, rate_limit, playbooks, topics)");
     check_error("nats:\n  servers: [nats://x:1]\n  bogus: 1\n",
                 NAME ":3:3: key 'bogus': unknown key (valid: servers, queue_group, token, user, password, credentials, "
-                     "tls, pending, jetstream)");
+                     "nkey, tls, pending, jetstream)");
     check_error("nats:\n  tls: {ca: /a, crt: /b}\n", NAME ":2:17: key 'crt': unknown key (valid: ca, cert, key)");
     check_error("retry: {tries: 3}\n",
                 NAME ":1:9: key 'tries': unknown key (valid: attempts, initial_backoff_ms, max_backoff_ms)");
@@ -439,9 +439,9 @@ static void test_error_nats_auth(void **state)
 {
     (void)state;
     check_error("nats:\n  token: t\n  user: u\n  password: p\n",
-                NAME ":2:3: key 'nats': choose one of token, user/password or credentials");
+                NAME ":2:3: key 'nats': choose one of token, user/password, credentials or nkey");
     check_error("nats:\n  credentials: /c.creds\n  token: t\n",
-                NAME ":2:3: key 'nats': choose one of token, user/password or credentials");
+                NAME ":2:3: key 'nats': choose one of token, user/password, credentials or nkey");
     check_error("nats:\n  user: u\n", NAME ":2:3: key 'nats': user and password go together");
     check_error("nats:\n  password: p\n", NAME ":2:3: key 'nats': user and password go together");
     check_error("nats:\n  tls:\n    cert: /c.pem\n", NAME ":3:5: key 'tls': tls cert and key go together");
