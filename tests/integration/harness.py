@@ -57,9 +57,11 @@ def falco_subject(alert):
 
 class NatsServer:
     """A real nats-server on a free loopback port; max_payload raised so oversize alerts reach playbookd.
-    jetstream=True: JetStream on, stored in a temp dir that survives kill() and start()."""
+    jetstream=True: JetStream on, stored in a temp dir that survives kill() and start(). extra_conf is
+    appended to the config file (an authorization block), env added to the server's environment."""
 
-    def __init__(self, max_payload=4 * 1024 * 1024, token=None, port=None, start=True, jetstream=False):
+    def __init__(self, max_payload=4 * 1024 * 1024, token=None, port=None, start=True, jetstream=False,
+                 extra_conf="", env=None):
         self.dir = tempfile.mkdtemp(prefix="nats-")
         self.port = port or free_port()
         self.conf = os.path.join(self.dir, "nats.conf")
@@ -69,6 +71,8 @@ class NatsServer:
                 f.write(f"authorization {{ token: {token} }}\n")
             if jetstream:
                 f.write(f"jetstream {{ store_dir: \"{os.path.join(self.dir, 'js')}\" }}\n")
+            f.write(extra_conf)
+        self.env = dict(os.environ, **(env or {}))
         self.log = open(os.path.join(self.dir, "nats.log"), "w")
         self.proc = None
         self.jetstream = jetstream
@@ -78,7 +82,8 @@ class NatsServer:
 
     def start(self):
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
-        self.proc = subprocess.Popen([binary, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([binary, "-c", self.conf], stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env)
         wait_until(self._answers, what="nats-server to answer")
         if self.jetstream:
             wait_until(lambda: "Server is ready" in open(os.path.join(self.dir, "nats.log")).read(),
@@ -111,7 +116,7 @@ class NatsClient:
     """The plain NATS protocol: publishes confirmed by a PING/PONG round trip, and request/reply for the
     JetStream API (headers understood, replies on one inbox subscription)."""
 
-    def __init__(self, port, token=None):
+    def __init__(self, port, token=None, user=None, password=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as cnats: no Nagle delay on a publish
         self.buf = b""
@@ -121,6 +126,8 @@ class NatsClient:
         connect = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True, "name": "test"}
         if token:
             connect["auth_token"] = token
+        if user is not None:
+            connect.update(user=user, **{"pass": password})
         self._send(b"CONNECT " + json.dumps(connect).encode())
 
     def _send(self, data):
@@ -161,10 +168,11 @@ class NatsClient:
             elif op == b"-ERR":
                 raise RuntimeError(line.decode())
 
-    def subscribe(self, subject):
-        """Subscribes (confirmed); messages then come from next_message."""
+    def subscribe(self, subject, queue=None):
+        """Subscribes (confirmed; a refusal raises RuntimeError); messages then come from next_message."""
         self.sids += 1
-        self._send(b"SUB %s %d" % (subject.encode(), self.sids))
+        group = b" " + queue.encode() if queue else b""
+        self._send(b"SUB %s%s %d" % (subject.encode(), group, self.sids))
         self.flush()
         return self.sids
 

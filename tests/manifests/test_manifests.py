@@ -299,7 +299,8 @@ def run_on_config(tmp_path, flag, text, name):
     binary = Path(os.environ.get("PLAYBOOKD", REPO / "build" / "release" / "playbookd"))
     if not binary.is_file():
         pytest.skip(f"{binary} not built: run `make` (or set PLAYBOOKD) to check the ConfigMap's config")
-    env = dict(os.environ, SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T000/B000/XXXX")
+    env = dict(os.environ, SLACK_WEBHOOK_URL="https://hooks.slack.com/services/T000/B000/XXXX",
+               NATS_PASSWORD="pw0123")
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     r = subprocess.run([str(binary), flag, "-c", str(path)], env=env, capture_output=True, text=True, timeout=30)
@@ -489,10 +490,13 @@ def test_nats_server_and_service():
     pod = pod_spec(d)
     c = container(d, "nats")
     assert c["image"] == "nats:2.10-alpine"
-    assert c["args"] == ["--http_port", "8222", "--jetstream", "--store_dir", "/data"], "JetStream on, stored"
+    assert c["args"] == ["--http_port", "8222", "--jetstream", "--store_dir", "/data",
+                         "--config", NATS_AUTH_PATH], "JetStream on, stored, with the authorization"
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/data"]], "a writable store under a read-only root filesystem"
+    auth_volume = volumes[mounts[posixpath.dirname(NATS_AUTH_PATH)]]
+    assert auth_volume.get("configMap", {}).get("name") == "nats-config", "auth.conf is the ConfigMap's"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert_restricted(c, "nats")
@@ -509,6 +513,89 @@ def test_nats_server_and_service():
     assert url.port in ports, f"Service {service_name} does not serve {url.port}"
     target = ports[url.port]["targetPort"]
     assert target in (4222, "client") and {"name": "client", "containerPort": 4222, "protocol": "TCP"} in c["ports"]
+
+
+# --- NATS authorization -----------------------------------------------------------------------------
+
+NATS_AUTH_PATH = "/etc/nats-auth/auth.conf"
+NATS_SECRET = "nats-auth"
+FALCO_SECRET = "falco-nats-auth"
+
+
+def nats_auth_conf():
+    return find("ConfigMap", "nats-config")["data"][posixpath.basename(NATS_AUTH_PATH)]
+
+
+def nats_users():
+    """{user: the environment variable holding its password} from auth.conf."""
+    text = nats_auth_conf()
+    users = re.findall(r"user:\s*(\w+)\s*\n\s*password:\s*\$(\w+)", text)
+    assert len(users) == len(re.findall(r"\buser:", text)), "every user has a password from the environment"
+    return dict(users)
+
+
+def secret_env(c):
+    """{variable: (secret, key)} of a container's env."""
+    out = {}
+    for e in c.get("env", []):
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            out[e["name"]] = (ref["name"], ref["key"])
+    return out
+
+
+def test_nats_authorization_has_the_two_identities_and_no_anonymous_user():
+    text = re.sub(r"#.*", "", nats_auth_conf())  # the settings, without the comments
+    assert "no_auth_user" not in text, "an anonymous client would act as that user"
+    assert "authorization" in text and "token" not in text
+    assert set(nats_users()) == {"falco", "playbookd"}
+    falco = text[text.index("user: falco"):text.index("user: playbookd")]
+    playbookd = text[text.index("user: playbookd"):]
+    assert re.search(r'publish:\s*\{allow:\s*\["falco\.>"\]\}', falco), "falco publishes alerts only"
+    assert re.search(r'subscribe:\s*\{allow:\s*\["_INBOX\.>"\]\}', falco), "falco reads its replies only"
+    assert re.search(r'publish:\s*\{allow:\s*\["\$JS\.API\.>", "\$JS\.ACK\.>"\]\}', playbookd)
+    assert re.search(r'subscribe:\s*\{allow:\s*\["falco\.>", "_INBOX\.>"\]\}', playbookd)
+
+
+def test_nats_passwords_come_from_one_secret_to_the_server_and_playbookd():
+    nats_env = secret_env(container(find("Deployment", "nats"), "nats"))
+    users = nats_users()
+    for user, var in users.items():
+        assert nats_env.get(var) == (NATS_SECRET, f"{user}-password"), f"${var} from Secret {NATS_SECRET}"
+    cfg = yaml.safe_load(config_text())["nats"]
+    assert cfg["user"] == "playbookd" and cfg["password"] == "${NATS_PASSWORD}"
+    pb_env = secret_env(container(find("Deployment", "playbookd"), "playbookd"))
+    assert pb_env["NATS_PASSWORD"] == (NATS_SECRET, "playbookd-password"), "the password nats-server expects"
+    assert not any(o["kind"] == "Secret" for o in applied_objects()), "no password is shipped"
+
+
+def test_nats_accepts_the_authorization_config_when_nats_server_is_there(tmp_path):
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not os.path.exists(binary):
+        pytest.skip("nats-server not installed")
+    conf = tmp_path / "auth.conf"
+    conf.write_text(nats_auth_conf(), encoding="utf-8")
+    env = dict(os.environ, **{var: "pw0123abc" for var in nats_users().values()})
+    r = subprocess.run([binary, "-c", str(conf), "-t"], env=env, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "valid" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_network_policy_lets_only_falco_and_playbookd_reach_nats():
+    np = find("NetworkPolicy", "nats")
+    spec = np["spec"]
+    nats_labels = find("Deployment", "nats")["spec"]["template"]["metadata"]["labels"]
+    pb_labels = find("Deployment", "playbookd")["spec"]["template"]["metadata"]["labels"]
+    assert selects(spec["podSelector"]["matchLabels"], nats_labels)
+    assert spec["policyTypes"] == ["Ingress"]
+    assert len(spec["ingress"]) == 1, "one rule: the client port from the two sources"
+    rule = spec["ingress"][0]
+    assert port_set(rule) == {("TCP", 4222)}
+    sources = rule["from"]
+    assert len(sources) == 2
+    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "falco"}}} in sources
+    pods = [s for s in sources if set(s) == {"podSelector"}]
+    assert len(pods) == 1 and selects(pods[0]["podSelector"]["matchLabels"], pb_labels)
+    assert not selects(pods[0]["podSelector"]["matchLabels"], nats_labels)
 
 
 def port_set(rule):
@@ -556,6 +643,7 @@ def test_falco_values_falcosidekick():
     assert v["falcosidekick"]["enabled"] is True
     nats = v["falcosidekick"]["config"]["nats"]
     assert nats["hostport"] == NATS_URL
+    assert v["falcosidekick"]["config"]["existingSecret"] == FALCO_SECRET, "the URL with the password"
     assert yaml.safe_load(config_text())["nats"]["servers"] == [nats["hostport"]], "same NATS as playbookd"
     assert nats.get("subjecttemplate", "falco.<priority>.<rule>") == "falco.<priority>.<rule>"
 
@@ -585,6 +673,7 @@ def test_falco_values_named_pipe():
     assert option(argv, "-s") == NATS_URL
     assert option(argv, "-f") == PIPE
     assert fwd.get("restartPolicy") == "Always", "falco-nats must keep running beside Falco (native sidecar)"
+    assert fwd.get("envFrom") == [{"secretRef": {"name": FALCO_SECRET}}], "NATS_USER, NATS_PASSWORD"
     assert mk.get("restartPolicy") is None, "mkfifo runs once"
     for c in (mk, fwd):
         mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
