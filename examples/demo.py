@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""demo.py: `make demo`. Starts a local nats-server, a fake Kubernetes API server seeded with a few pods
+"""demo.py: `make demo`. Starts a local nats-server (with the authorization of manifests/nats.yaml), a fake Kubernetes API server seeded with a few pods
 on two nodes (or, with KUBECONFIG set, uses that cluster) and a fake Slack; runs playbookd in dry run with
 examples/playbooks.yaml; feeds examples/alerts.jsonl through falco-nats and a named pipe; prints what
 happened to each alert; stops everything it started."""
@@ -7,6 +7,7 @@ happened to each alert; stops everything it started."""
 import json
 import os
 import re
+import secrets
 import signal
 import sys
 import tempfile
@@ -15,7 +16,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
-from harness import FakeSlack, FalcoNats, NatsServer, Playbookd, wait_until  # noqa: E402
+from harness import FakeSlack, FalcoNats, Playbookd, authorized_nats, wait_until  # noqa: E402
 
 PODS = [("default", "kubecon", "node-1"), ("default", "alpine", "node-1"), ("default", "nginx", "node-2"),
         ("shop", "cart-7d9f", "node-2"), ("kube-system", "coredns-1", "node-1")]
@@ -47,7 +48,8 @@ def check_unchanged(kube):
 def demo_config(nats_url, kubeconfig, workdir):
     with open(os.path.join(ROOT, "examples", "playbooks.yaml")) as f:
         text = f.read()
-    text = re.sub(r"servers: \[[^\]]*\]", f"servers: [{nats_url}]", text)
+    text = re.sub(r"servers: \[[^\]]*\]", f"servers: [{nats_url}]\n  user: playbookd\n  password: ${{NATS_PASSWORD}}",
+                  text)
     text = text.replace("dry_run: true", f"dry_run: true\nkubernetes: {{kubeconfig: {kubeconfig}}}")
     path = os.path.join(workdir, "playbooks.yaml")
     with open(path, "w") as f:
@@ -99,8 +101,11 @@ def main():
     stack = []
     workdir = tempfile.mkdtemp(prefix="playbookd-demo-")
     try:
-        nats = NatsServer()
+        # NATS as shipped: manifests/nats.yaml's authorization, with passwords made for this run.
+        passwords = {user: "pw" + secrets.token_hex(16) for user in ("falco", "playbookd")}
+        nats = authorized_nats(passwords)
         stack.append(nats.stop)
+        os.environ["NATS_PASSWORD"] = passwords["playbookd"]
         slack = FakeSlack()
         stack.append(slack.stop)
         os.environ["SLACK_WEBHOOK_URL"] = slack.url("/services/DEMO")
@@ -112,14 +117,15 @@ def main():
         pbd.wait_ready()
         pipe = os.path.join(workdir, "falco.pipe")
         os.mkfifo(pipe)
-        fwd = FalcoNats(nats.url, pipe)
+        fwd = FalcoNats(nats.url, pipe, env=dict(os.environ, NATS_USER="falco", NATS_PASSWORD=passwords["falco"]))
         stack.append(lambda: (fwd.proc.send_signal(signal.SIGTERM), fwd.stop(), fwd.cleanup()))
         wait_until(lambda: fwd.logged("nats connected") or fwd.logged("forwarding"), what="falco-nats")
 
         with open(os.path.join(ROOT, "examples", "alerts.jsonl"), "rb") as f:
             lines = [l.rstrip(b"\n") for l in f if l.strip()]
         print("playbookd demo, in dry run")
-        print(f"  NATS: nats-server at {nats.url}")
+        print(f"  NATS: nats-server at {nats.url}, authorization as in manifests/nats.yaml "
+              "(falco publishes, playbookd reads)")
         print(f"  Kubernetes: {cluster}")
         print(f"  Slack: a fake incoming webhook on loopback")
         print(f"  {len(lines)} Falco alerts from examples/alerts.jsonl -> named pipe -> falco-nats -> NATS -> playbookd")

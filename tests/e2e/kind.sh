@@ -89,6 +89,12 @@ done
 kubectl create namespace playbookd
 kubectl -n playbookd create secret generic playbookd-slack \
     --from-literal=webhook-url=https://hooks.slack.invalid/services/T000/B000/XXXX
+# The NATS identities (manifests/nats.yaml), as the README creates them.
+falco_pw="pw$(openssl rand -hex 24)"
+kubectl -n playbookd create secret generic nats-auth \
+    --from-literal=falco-password="$falco_pw" --from-literal=playbookd-password="pw$(openssl rand -hex 24)"
+# The publisher runs in the Falco namespace: NetworkPolicy nats lets only it and playbookd connect.
+kubectl create namespace falco
 kubectl apply -k "$repo/manifests"
 kubectl -n playbookd rollout status deployment/nats --timeout=180s
 kubectl -n playbookd rollout status deployment/playbookd --timeout=180s
@@ -116,10 +122,10 @@ alert=$(printf '{"rule":"Terminal shell in container","priority":"Notice","sourc
 
 publish() {
     # falco-nats reads alerts from stdin with -f - and publishes each on falco.<priority>.<slug>.
-    # The pod runs in the victim namespace: playbookd's namespace enforces the restricted profile.
-    printf '%s\n' "$alert" | kubectl -n "$victim_ns" run "alert-pub-$1" -i --rm --quiet --restart=Never \
-        --image="$image" --image-pull-policy=IfNotPresent --command -- \
-        falco-nats -s nats://nats.playbookd.svc:4222 -f -
+    # The pod runs in the falco namespace, as Falco's sidecar would, with the falco identity.
+    printf '%s\n' "$alert" | kubectl -n falco run "alert-pub-$1" -i --rm --quiet --restart=Never \
+        --image="$image" --image-pull-policy=IfNotPresent --env=NATS_USER=falco --env=NATS_PASSWORD="$falco_pw" \
+        --command -- falco-nats -s nats://nats.playbookd.svc:4222 -f -
 }
 
 # One action log line, in json or text form, for playbook $2 with outcome $3 on the victim, in the

@@ -108,6 +108,25 @@ class NatsServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def manifest_nats_auth():
+    """The authorization nats-server runs with in manifests/nats.yaml (ConfigMap nats-config, auth.conf),
+    and {user: the environment variable it reads that user's password from}."""
+    import yaml  # python3-yaml, as the manifest checks use
+    with open(os.path.join(ROOT, "manifests", "nats.yaml"), encoding="utf-8") as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    conf = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nats-config")
+    text = conf["data"]["auth.conf"]
+    return text, dict(re.findall(r"user:\s*(\w+)\s*\n\s*password:\s*\$(\w+)", text))
+
+
+def authorized_nats(passwords, conf=None, **kwargs):
+    """A NatsServer with the manifest's authorization (or conf, a variant of it) and these passwords
+    ({user: password}) in its environment."""
+    text, variables = manifest_nats_auth()
+    env = {var: passwords[user] for user, var in variables.items()}
+    return NatsServer(extra_conf=conf or text, env=env, **kwargs)
+
+
 class NoResponders(Exception):
     """A request that no service answered (JetStream not enabled, or not ready yet after a restart)."""
 

@@ -19,13 +19,12 @@ import socket
 import subprocess
 
 import pytest
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fake_kube import FakeKube
-from harness import (FALCO_NATS, PLAYBOOKD, ROOT, FalcoNats, NatsClient, NatsServer, Playbookd, run_playbookd,
-                     wait_until)
+from harness import (FALCO_NATS, PLAYBOOKD, FalcoNats, NatsClient, Playbookd, authorized_nats, manifest_nats_auth,
+                     run_playbookd, wait_until)
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
 UID = "6f1c1e8a-0000-4000-8000-000000000001"
@@ -34,18 +33,6 @@ PREFIX_SEED, PREFIX_USER, PREFIX_ACCOUNT = 18 << 3, 20 << 3, 0
 
 
 # --- the manifest's authorization, and test identities --------------------------------------------------
-
-
-def manifest_auth_conf():
-    with open(os.path.join(ROOT, "manifests", "nats.yaml"), encoding="utf-8") as f:
-        docs = [d for d in yaml.safe_load_all(f) if d]
-    config_map = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "nats-config")
-    return config_map["data"]["auth.conf"]
-
-
-def password_vars(conf):
-    """{user: the environment variable nats-server reads its password from}."""
-    return dict(re.findall(r"user:\s*(\w+)\s*\n\s*password:\s*\$(\w+)", conf))
 
 
 def nkey_encode(raw):
@@ -83,12 +70,11 @@ class Identities:
                 self.seeds[user] = (str(path), public)
 
     def server(self):
-        conf = manifest_auth_conf()
-        env = {var: PASSWORDS[user] for user, var in password_vars(conf).items()}
-        assert set(env) and len(env) == 2, "two identities with passwords from the environment"
+        conf, variables = manifest_nats_auth()
+        assert set(variables) == set(PASSWORDS), "two identities with passwords from the environment"
         if self.mode == "nkey":
             conf = with_nkeys(conf, {u: public for u, (_, public) in self.seeds.items()})
-        return NatsServer(jetstream=True, extra_conf=conf, env=env)
+        return authorized_nats(PASSWORDS, conf, jetstream=True)
 
     def playbookd_nats(self):
         if self.mode == "nkey":

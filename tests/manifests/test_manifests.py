@@ -4,8 +4,10 @@ What a reviewer would check by eye, checked here: every file parses; the strict 
 ../shared/k8s-schemas accept the objects they cover; kustomization.yaml builds the whole stack; the
 ConfigMap's config is accepted by the real binary (playbookd --check); the Deployment is hardened and
 wired to the ConfigMap, the Secret and the probes; the ClusterRole is exactly the least privilege the
-playbooks need; the NetworkPolicy opens only what playbookd uses; both Falco values files deliver
-alerts to the same NATS URL (and the pipe variant to the same pipe path).
+playbooks need; the NetworkPolicy opens only what playbookd uses; NATS runs with the two identities
+(falco publishes, playbookd reads), their passwords from the Secret nats-auth, and a NetworkPolicy that
+lets only Falco's namespace and playbookd reach it; both Falco values files deliver alerts to the same
+NATS URL with the falco identity (and the pipe variant to the same pipe path).
 
     /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/manifests
 Environment: PLAYBOOKD (default build/release/playbookd) for the --check test;
