@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -220,10 +221,19 @@ const char *alert_field(const struct alert *a, const char *key, char *buf, size_
     }
     if (!cJSON_IsNumber(v))
         return NULL;
+    /*
+     * As Falco prints it: an integer in full (beyond 2^53 cJSON keeps a double, so the last digits of a
+     * nanosecond evt.time are rounded), anything else in the fewest digits that read back the same (0.5).
+     */
     double d = v->valuedouble;
-    if (d == floor(d) && fabs(d) < 9007199254740992.0)
+    if (d == floor(d) && fabs(d) < 9.2e18) {
         snprintf(buf, size, "%.0f", d);
-    else
-        snprintf(buf, size, "%.17g", d);
+        return buf;
+    }
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, size, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
     return buf;
 }

@@ -23,7 +23,7 @@
 struct config_file {
     struct config cfg; /* first: a struct config * is a struct config_file * */
     struct playbook_env env;
-    const struct config_node *playbooks_node, *topics_node;
+    const struct config_node *playbooks_node, *topics_node, *rules_node;
 };
 
 #define NATS_FIELD(f) offsetof(struct config_file, cfg.nats.f)
@@ -182,6 +182,7 @@ static const struct param_spec root_spec[] = {
     {.name = "rate_limit", .type = PARAM_SECTION, .section = rate_limit_spec},
     {.name = "playbooks", .type = PARAM_NODE, .offset = offsetof(struct config_file, playbooks_node)},
     {.name = "topics", .type = PARAM_NODE, .offset = offsetof(struct config_file, topics_node)},
+    {.name = "rules", .type = PARAM_NODE, .offset = offsetof(struct config_file, rules_node)},
     {0},
 };
 
@@ -340,7 +341,7 @@ static int playbook_index(const struct config *cfg, const char *name)
 }
 
 /* A playbook by name, or else a type used directly with its defaults (one instance per type). */
-static int resolve(struct config *cfg, const struct config_node *ref, struct error *err)
+int config_playbook_ref(struct config *cfg, const struct config_node *ref, struct error *err)
 {
     int i = playbook_index(cfg, ref->value);
     if (i >= 0)
@@ -378,7 +379,7 @@ static int load_topic(struct config *cfg, struct topic *topic, const struct conf
         const struct config_node *ref = def->kind == NODE_SEQ ? &def->children[i] : def;
         if (ref->kind != NODE_SCALAR)
             return config_node_error(err, ref, "expected a playbook name");
-        int idx = resolve(cfg, ref, err);
+        int idx = config_playbook_ref(cfg, ref, err);
         if (idx < 0)
             return -1;
         topic->playbooks[topic->n_playbooks++] = (size_t)idx;
@@ -386,11 +387,15 @@ static int load_topic(struct config *cfg, struct topic *topic, const struct conf
     return 0;
 }
 
+/* The topics; none is an error unless `rules:` has some (has_rules). */
 static int load_topics(struct config *cfg, const struct config_node *root, const struct config_node *map,
-                       struct error *err)
+                       bool has_rules, struct error *err)
 {
+    if (has_rules && (map == NULL || (map->kind == NODE_MAP && map->n_children == 0)))
+        return 0;
     if (map == NULL || (map->kind == NODE_MAP && map->n_children == 0))
-        return config_node_error(err, map ? map : root, "no topics: map at least one subject pattern to playbooks");
+        return config_node_error(err, map ? map : root,
+                                 "no topics or rules: map at least one subject pattern to playbooks");
     if (map->kind != NODE_MAP)
         return config_node_error(err, map, "expected a map of subject patterns to lists of playbooks");
     cfg->topics = calloc(map->n_children, sizeof(*cfg->topics));
@@ -421,7 +426,10 @@ static int load_tree(struct config_file *cf, const struct config_node *root, boo
         return -1;
     if (load_playbooks(cfg, cf->playbooks_node, err) != 0)
         return -1;
-    return load_topics(cfg, root, cf->topics_node, err);
+    const struct config_node *rules = cf->rules_node;
+    if (load_topics(cfg, root, cf->topics_node, rules && (rules->kind != NODE_SEQ || rules->n_children > 0), err) != 0)
+        return -1;
+    return config_rules_load(cfg, rules, err);
 }
 
 int config_load_string(struct config **out, const char *name, const char *text, size_t len, bool dry_run,
@@ -437,7 +445,7 @@ int config_load_string(struct config **out, const char *name, const char *text, 
     int rc = config_tree_read(&root, cf->cfg.file, text, len, true, err);
     if (rc == 0)
         rc = load_tree(cf, root, dry_run, err);
-    cf->playbooks_node = cf->topics_node = NULL;
+    cf->playbooks_node = cf->topics_node = cf->rules_node = NULL;
     config_tree_free(root);
     if (rc != 0) {
         config_destroy(&cf->cfg);
@@ -471,6 +479,7 @@ void config_destroy(struct config *cfg)
         free(cfg->topics[i].playbooks);
     }
     free(cfg->topics);
+    config_rules_free(cfg);
     free(cfg->file);
     free(cfg);
 }

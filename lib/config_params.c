@@ -261,7 +261,7 @@ static int list_add(struct string_list *list, const char *text)
     return list->items[list->n++] ? 0 : -1;
 }
 
-static void list_free(struct string_list *list)
+void string_list_free(struct string_list *list)
 {
     for (size_t i = 0; i < list->n; i++)
         free(list->items[i]);
@@ -274,7 +274,7 @@ static void list_free(struct string_list *list)
 static int load_strings(const struct param_spec *s, const struct config_node *n, void *ctx, struct error *err)
 {
     struct string_list *list = FIELD(ctx, s, struct string_list);
-    list_free(list);
+    string_list_free(list);
     if (n == NULL) {
         char *copy = strdup(s->def ? s->def : ""), *save = NULL;
         int rc = copy ? 0 : -1;
@@ -353,7 +353,7 @@ void params_free(const struct param_spec *spec, void *ctx)
             free(*field);
             *field = NULL;
         } else if (s->type == PARAM_STRINGS) {
-            list_free(FIELD(ctx, s, struct string_list));
+            string_list_free(FIELD(ctx, s, struct string_list));
         } else if (s->type == PARAM_SECTION) {
             params_free(s->section, ctx);
         }

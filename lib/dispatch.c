@@ -1,6 +1,7 @@
 /*
  * dispatch.c: from one message to its actions. Receiving parses the alert once and collects, in config
- * order and each at most once, the playbooks of every topic whose pattern matches; the result is one job
+ * order and each at most once (the first rule to reach it brings it), the playbooks of every topic and
+ * rule that matches, until a matching rule says `continue: false`; the result is one job
  * that a worker runs. An alert whose playbooks act on the cluster is keyed by its target (pod, else
  * node) so that alerts about one target run in order on one worker; one that only notifies may run on
  * any worker. A transient failure is retried with capped exponential backoff (honouring Retry-After)
@@ -28,8 +29,10 @@
 #include "playbookd/limits.h"
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
+#include "playbookd/rules.h"
 #include "playbookd/subject.h"
 #include "playbookd/target.h"
+#include "playbookd/text.h"
 #include "playbookd/workers.h"
 
 struct dispatcher {
@@ -38,6 +41,7 @@ struct dispatcher {
     struct cooldown *cooldown;
     struct limiter **limiters; /* per playbook (cfg->playbooks' order), NULL where it has no rate_limit */
     struct limiter *global;    /* cfg->rate_limit for every mutating playbook, or NULL */
+    int *rule_slots;           /* each rule's matches counter (metrics_rule_slot), cfg->rules' order */
     dispatch_report_fn report;
     void *report_arg;
     atomic_bool stopping;
@@ -50,10 +54,21 @@ struct job {
     struct dispatcher *d;
     struct alert alert;
     struct delivery delivery;
-    const char *subject; /* points after order[] */
+    const char *subject; /* points after via[] */
+    const uint16_t *via; /* for each action, the index in cfg->rules of the rule that brought it */
     size_t n;
-    uint16_t order[]; /* indices into cfg->playbooks, in the order to run */
+    uint16_t order[]; /* indices into cfg->playbooks, in the order to run; then via[] */
 };
+
+/* What matching one alert found: the playbooks in order, each with its rule. */
+struct matched {
+    uint16_t order[CONFIG_MAX_PLAYBOOKS];
+    uint16_t via[CONFIG_MAX_PLAYBOOKS];
+    size_t n;
+    bool keyed; /* some playbook acts on the cluster */
+};
+
+_Static_assert(CONFIG_MAX_RULES <= UINT16_MAX, "a rule index fits in via[]");
 
 static struct log_throttle cooldown_log = LOG_THROTTLE_INIT;
 
@@ -89,6 +104,7 @@ static int bind_limits(struct dispatcher *d, struct limits *limits)
 static void dispatcher_free(struct dispatcher *d)
 {
     unbind_limits(d);
+    free(d->rule_slots);
     kube_destroy(d->kube);
     config_destroy(d->cfg);
     free(d);
@@ -106,7 +122,10 @@ int dispatcher_create(struct dispatcher **out, struct config *cfg, struct kube *
     }
     d->cfg = cfg;
     d->kube = kube;
-    if (bind_limits(d, limits) != 0) {
+    d->rule_slots = calloc(cfg->n_rules + 1, sizeof(*d->rule_slots));
+    for (size_t i = 0; d->rule_slots != NULL && i < cfg->n_rules; i++)
+        d->rule_slots[i] = metrics_rule_slot(cfg->rules[i].name);
+    if (d->rule_slots == NULL || bind_limits(d, limits) != 0) {
         dispatcher_free(d);
         return -1;
     }
@@ -190,14 +209,15 @@ static const char *outcome_text(enum outcome o, const char *reason, char *buf, s
     return buf;
 }
 
-static void log_action(const struct job *job, const struct action_record *r, int attempts, double ms,
+static void log_action(const struct job *job, size_t i, const struct action_record *r, int attempts, double ms,
                        enum log_level level)
 {
+    const struct rule *via = &job->d->cfg->rules[job->via[i]];
     char text[ACTION_REASON_MAX + 16], tries[16], took[32];
     snprintf(tries, sizeof(tries), "%d", attempts);
     snprintf(took, sizeof(took), "%.1f", ms);
     log_kv(r->outcome == OUTCOME_FAILED ? LOG_WARN : level, "action", "subject", job->subject, "rule", job->alert.rule,
-           "priority", priority_name(job->alert.priority), "playbook", r->playbook->name, "type",
+           "priority", priority_name(job->alert.priority), "matched", via->name, "playbook", r->playbook->name, "type",
            r->playbook->type->name, "target", r->target[0] ? r->target : NULL, "outcome",
            outcome_text(r->outcome, r->reason, text, sizeof(text)), "attempts", tries, "ms", took, NULL);
 }
@@ -344,10 +364,10 @@ static void run_action(struct job *job, size_t i, struct action_record *done)
     memcpy(r->target, res.target, sizeof(r->target));
     r->transient = res.transient;
     double took = now_ms() - start;
-    log_action(job, r, attempts, took, attempts == 0 ? LOG_DEBUG : LOG_INFO); /* cooldown, rate limit: counted */
+    log_action(job, i, r, attempts, took, attempts == 0 ? LOG_DEBUG : LOG_INFO); /* cooldown, rate limit: counted */
     metrics_action(pb, r->outcome, took / 1000.0);
     if (d->report != NULL)
-        d->report(d->report_arg, job->subject, pb, r->outcome, r->reason);
+        d->report(d->report_arg, job->subject, pb, &d->cfg->rules[job->via[i]], r->outcome, r->reason);
 }
 
 static void job_end(struct job *job, enum dispatch_status status)
@@ -408,35 +428,81 @@ static enum dispatch_status reject(const struct delivery *dl, const char *subjec
     return finish_early(dl, DISPATCH_REJECTED, subject);
 }
 
-/* The playbooks to run for subject, each once, in config order; returns how many and whether any acts on
- * the cluster. */
-static size_t collect(const struct config *cfg, const char *subject, uint16_t order[CONFIG_MAX_PLAYBOOKS], bool *keyed)
+/* Adds the playbooks of rule ri that are not there yet, in its order. */
+static void take(const struct config *cfg, size_t ri, struct matched *m, uint64_t seen[CONFIG_MAX_PLAYBOOKS / 64])
+{
+    const struct rule *r = &cfg->rules[ri];
+    for (size_t i = 0; i < r->n_playbooks; i++) {
+        size_t p = r->playbooks[i];
+        if (seen[p / 64] & (UINT64_C(1) << (p % 64)))
+            continue;
+        seen[p / 64] |= UINT64_C(1) << (p % 64);
+        m->via[m->n] = (uint16_t)ri;
+        m->order[m->n++] = (uint16_t)p;
+        m->keyed = m->keyed || cfg->playbooks[p]->type->needs_kube;
+    }
+}
+
+/* `topic "falco.*.*"` or `rule "shells in prod"`, escaped, into buf. */
+static const char *rule_label(const struct rule *r, char *buf, size_t size)
+{
+    char name[RULE_NAME_MAX * 2];
+    snprintf(buf, size, "%s \"%s\"", r->is_topic ? "topic" : "rule", text_escape(name, sizeof(name), r->name));
+    return buf;
+}
+
+/* For --check --explain: one rule's verdict, and the rules a `continue: false` left out. */
+static void explain_rule(FILE *out, const struct config *cfg, size_t ri, const char *why, size_t stop_at)
+{
+    const struct rule *r = &cfg->rules[ri];
+    char label[RULE_NAME_MAX * 2 + 16];
+    if (why != NULL) {
+        fprintf(out, "%s: no: %s\n", rule_label(r, label, sizeof(label)), why);
+        return;
+    }
+    fprintf(out, "%s: matched:", rule_label(r, label, sizeof(label)));
+    for (size_t i = 0; i < r->n_playbooks; i++)
+        fprintf(out, " %s", cfg->playbooks[r->playbooks[i]]->name);
+    fprintf(out, "%s\n", r->stop ? " (continue: false: the rules after it are not evaluated)" : "");
+    for (size_t i = stop_at; r->stop && i < cfg->n_rules; i++)
+        fprintf(out, "%s: not evaluated\n", rule_label(&cfg->rules[i], label, sizeof(label)));
+}
+
+/*
+ * Matches the alert against every topic and rule in order, until one that matches says continue: false;
+ * the playbooks of those that match, each once, into m. Matches are counted in slots (NULL: not counted);
+ * explain (NULL on the hot path) receives each verdict.
+ */
+static void collect(const struct config *cfg, const int *slots, const struct alert *a, const char *subject,
+                    struct matched *m, FILE *explain)
 {
     uint64_t seen[CONFIG_MAX_PLAYBOOKS / 64] = {0};
-    size_t n = 0;
-    *keyed = false;
-    for (size_t t = 0; t < cfg->n_topics; t++) {
-        const struct topic *topic = &cfg->topics[t];
-        if (!subject_matches(topic->pattern, subject))
+    char why[RULE_WHY_MAX];
+    m->n = 0;
+    m->keyed = false;
+    for (size_t i = 0; i < cfg->n_rules; i++) {
+        const struct rule *r = &cfg->rules[i];
+        if (!rule_match(r, a, subject, explain ? why : NULL, sizeof(why))) {
+            if (explain != NULL)
+                explain_rule(explain, cfg, i, why, 0);
             continue;
-        for (size_t i = 0; i < topic->n_playbooks; i++) {
-            size_t p = topic->playbooks[i];
-            if (seen[p / 64] & (UINT64_C(1) << (p % 64)))
-                continue;
-            seen[p / 64] |= UINT64_C(1) << (p % 64);
-            order[n++] = (uint16_t)p;
-            *keyed = *keyed || cfg->playbooks[p]->type->needs_kube;
         }
+        if (slots != NULL)
+            metrics_rule_matched(slots[i]);
+        take(cfg, i, m, seen);
+        if (explain != NULL)
+            explain_rule(explain, cfg, i, NULL, i + 1);
+        if (r->stop)
+            break;
     }
-    return n;
 }
 
 /* A job for the parsed alert a (taken) and its playbooks; NULL when out of memory. */
-static struct job *job_create(struct dispatcher *d, const char *subject, struct alert *a, const uint16_t *order,
-                              size_t n, const struct delivery *dl)
+static struct job *job_create(struct dispatcher *d, const char *subject, struct alert *a, const struct matched *m,
+                              const struct delivery *dl)
 {
-    size_t subject_len = strlen(subject);
-    struct job *job = malloc(sizeof(*job) + n * sizeof(job->order[0]) + subject_len + 1);
+    size_t subject_len = strlen(subject), n = m->n;
+    struct job *job = malloc(sizeof(*job) + 2 * n * sizeof(job->order[0]) + subject_len + 1);
     if (job == NULL)
         return NULL;
     memset(job, 0, sizeof(*job));
@@ -446,8 +512,10 @@ static struct job *job_create(struct dispatcher *d, const char *subject, struct 
         job->alert.time = job->alert.time_buf;
     job->delivery = dl ? *dl : (struct delivery){0};
     job->n = n;
-    memcpy(job->order, order, n * sizeof(job->order[0]));
-    char *s = (char *)(job->order + n);
+    memcpy(job->order, m->order, n * sizeof(job->order[0]));
+    memcpy(job->order + n, m->via, n * sizeof(job->order[0]));
+    job->via = job->order + n;
+    char *s = (char *)(job->order + 2 * n);
     memcpy(s, subject, subject_len + 1);
     job->subject = s;
     job->work.run = job_work_run;
@@ -462,8 +530,7 @@ enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool,
     struct alert a;
     struct error err;
     char derived[SUBJECT_MAX], target[600];
-    uint16_t order[CONFIG_MAX_PLAYBOOKS];
-    bool keyed;
+    struct matched m;
     metrics_alert_received();
     if (alert_parse(&a, data, len, &err) != 0)
         return reject(dl, subject, origin, err.msg);
@@ -472,12 +539,12 @@ enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool,
         return reject(dl, NULL, origin, "the rule has no letters or digits to make a subject");
     }
     subject = subject ? subject : derived;
-    size_t n = collect(d->cfg, subject, order, &keyed);
-    if (n == 0) {
+    collect(d->cfg, d->rule_slots, &a, subject, &m, NULL);
+    if (m.n == 0) {
         alert_free(&a);
         return finish_early(dl, DISPATCH_DONE, subject);
     }
-    struct job *job = job_create(d, subject, &a, order, n, dl);
+    struct job *job = job_create(d, subject, &a, &m, dl);
     if (job == NULL) {
         alert_free(&a);
         log_kv(LOG_ERROR, "out of memory", "subject", subject, NULL);
@@ -485,10 +552,32 @@ enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool,
     }
     if (pool == NULL || decided_on_receipt(d, job))
         return job_run(job);
-    job->work.key = keyed ? workers_key(target, target_text(&job->alert, target, sizeof(target))) : 0;
+    job->work.key = m.keyed ? workers_key(target, target_text(&job->alert, target, sizeof(target))) : 0;
     if (workers_submit(pool, &job->work) != 0) {
         job_end(job, DISPATCH_DROPPED); /* the pool is stopping */
         return DISPATCH_DROPPED;
     }
     return DISPATCH_QUEUED;
+}
+
+int dispatch_explain(const struct config *cfg, const char *data, size_t len, FILE *out, struct error *err)
+{
+    struct alert a;
+    struct matched m;
+    char subject[SUBJECT_MAX], rule[256], label[RULE_NAME_MAX * 2 + 16];
+    if (alert_parse(&a, data, len, err) != 0)
+        return -1;
+    if (subject_for_alert(&a, subject, sizeof(subject)) < 0) {
+        alert_free(&a);
+        return error_set(err, "the rule has no letters or digits to make a subject");
+    }
+    fprintf(out, "alert: rule \"%s\", priority %s, subject %s\n", text_escape(rule, sizeof(rule), a.rule),
+            priority_name(a.priority), subject);
+    collect(cfg, NULL, &a, subject, &m, out);
+    fprintf(out, m.n ? "playbooks, in order:\n" : "playbooks: none\n");
+    for (size_t i = 0; i < m.n; i++)
+        fprintf(out, "  %s (%s) via %s\n", cfg->playbooks[m.order[i]]->name, cfg->playbooks[m.order[i]]->type->name,
+                rule_label(&cfg->rules[m.via[i]], label, sizeof(label)));
+    alert_free(&a);
+    return 0;
 }

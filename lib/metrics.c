@@ -38,6 +38,14 @@ static pthread_mutex_t series_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct series series[MAX_SERIES];
 static size_t n_series;
 
+struct rule_series {
+    char *name;
+    atomic_ulong matches;
+};
+static struct rule_series rule_series[METRICS_MAX_RULES];
+static atomic_size_t n_rule_series;
+static atomic_ulong rule_overflow;
+
 void metrics_alert_received(void)
 {
     atomic_fetch_add_explicit(&alerts_received, 1, memory_order_relaxed);
@@ -89,6 +97,36 @@ void metrics_rate_limited(const struct playbook *pb, bool global)
     if (s != NULL)
         s->rate_limited[global]++;
     pthread_mutex_unlock(&series_lock);
+}
+
+int metrics_rule_slot(const char *name)
+{
+    int slot = -1;
+    size_t n = atomic_load(&n_rule_series);
+    pthread_mutex_lock(&series_lock);
+    for (size_t i = 0; i < n && slot < 0; i++)
+        if (strcmp(rule_series[i].name, name) == 0)
+            slot = (int)i;
+    if (slot < 0 && n < METRICS_MAX_RULES && (rule_series[n].name = strdup(name)) != NULL) {
+        slot = (int)n;
+        atomic_store(&n_rule_series, n + 1); /* published once its name is set */
+    }
+    pthread_mutex_unlock(&series_lock);
+    return slot;
+}
+
+void metrics_rule_matched(int slot)
+{
+    atomic_fetch_add_explicit(slot >= 0 ? &rule_series[slot].matches : &rule_overflow, 1, memory_order_relaxed);
+}
+
+unsigned long metrics_rule_matches(const char *name)
+{
+    size_t n = atomic_load(&n_rule_series);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(rule_series[i].name, name) == 0)
+            return atomic_load(&rule_series[i].matches);
+    return 0;
 }
 
 static void add(atomic_ulong *counter, unsigned long n)
@@ -204,6 +242,26 @@ static void counter(struct text *t, const char *name, const char *help, unsigned
     emit(t, "# HELP %s %s\n# TYPE %s counter\n%s %lu\n", name, help, name, name, value);
 }
 
+/* A label value as Prometheus reads it: '\\' and '"' backslashed (rule names hold no control characters). */
+static void emit_label(struct text *t, const char *v)
+{
+    for (; *v; v++)
+        emit(t, "%s%c", *v == '\\' || *v == '"' ? "\\" : "", *v);
+}
+
+static void render_rules(struct text *t)
+{
+    size_t n = atomic_load(&n_rule_series);
+    emit(t, "# HELP playbookd_rule_matches_total Alerts matched, by rule (a topic under its pattern).\n"
+            "# TYPE playbookd_rule_matches_total counter\n");
+    for (size_t i = 0; i < n; i++) {
+        emit(t, "playbookd_rule_matches_total{rule=\"");
+        emit_label(t, rule_series[i].name);
+        emit(t, "\"} %lu\n", atomic_load(&rule_series[i].matches));
+    }
+    emit(t, "playbookd_rule_matches_total{rule=\"(other)\"} %lu\n", atomic_load(&rule_overflow));
+}
+
 static void render_series(struct text *t)
 {
     emit(t, "# HELP playbookd_actions_total Actions run, by playbook and final outcome (after retries).\n"
@@ -291,6 +349,7 @@ char *metrics_render(size_t *len)
          "playbookd_build_info{version=\"%s\"} 1\n",
          PLAYBOOKD_VERSION);
     pthread_mutex_lock(&series_lock);
+    render_rules(&t);
     render_series(&t);
     pthread_mutex_unlock(&series_lock);
     if (t.failed) {

@@ -351,7 +351,7 @@ int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, struct 
     const struct config *cfg = dispatcher_config(d);
     struct nats_subscriptions *set = calloc(1, sizeof(*set));
     *out = NULL;
-    if (set == NULL || (set->slots = calloc(cfg->n_topics, sizeof(*set->slots))) == NULL) {
+    if (set == NULL || (set->slots = calloc(cfg->subscriptions.n, sizeof(*set->slots))) == NULL) {
         free(set);
         return error_set(err, "out of memory");
     }
@@ -361,9 +361,9 @@ int nats_subscribe(struct nats_subscriptions **out, struct nats_link *l, struct 
     pthread_mutex_init(&set->lock, NULL);
     pthread_cond_init(&set->done, NULL);
     natsStatus s = NATS_OK;
-    for (size_t i = 0; i < cfg->n_topics && s == NATS_OK; i++, set->n_slots++) {
+    for (size_t i = 0; i < cfg->subscriptions.n && s == NATS_OK; i++, set->n_slots++) {
         set->slots[i].set = set;
-        s = subscribe_one(l, &set->slots[i], cfg->topics[i].pattern, &cfg->nats);
+        s = subscribe_one(l, &set->slots[i], cfg->subscriptions.items[i], &cfg->nats);
     }
     if (s == NATS_OK && nats_link_connected(l))
         s = natsConnection_FlushTimeout(l->conn, 5000);

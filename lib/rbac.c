@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "playbookd/playbook.h"
+#include "playbookd/rules.h"
 
 #define RBAC_MAX_GRANTS 64 /* distinct (group, resource, verb) triples: a handful today */
 
@@ -78,7 +79,8 @@ static void put_header(FILE *out, const struct config *cfg, const bool *used)
         for (size_t i = 0; i < cfg->n_playbooks; i++) {
             if (used[i] != (pass == 0))
                 continue;
-            fputs(first ? (pass == 0 ? "# for the playbooks: " : "# not used by any topic, so not included: ") : ", ",
+            fputs(first ? (pass == 0 ? "# for the playbooks: " : "# not used by any topic or rule, so not included: ")
+                        : ", ",
                   out);
             put_name(out, cfg->playbooks[i]->name);
             fprintf(out, " (%s)", cfg->playbooks[i]->type->name);
@@ -111,9 +113,9 @@ int rbac_print(FILE *out, const struct config *cfg, struct error *err)
 {
     bool used[CONFIG_MAX_PLAYBOOKS] = {false}, kube = false;
     struct grants g = {.n = 0};
-    for (size_t t = 0; t < cfg->n_topics; t++)
-        for (size_t i = 0; i < cfg->topics[t].n_playbooks; i++)
-            used[cfg->topics[t].playbooks[i]] = true;
+    for (size_t t = 0; t < cfg->n_rules; t++) /* the topics and the rules */
+        for (size_t i = 0; i < cfg->rules[t].n_playbooks; i++)
+            used[cfg->rules[t].playbooks[i]] = true;
     for (size_t i = 0; i < cfg->n_playbooks; i++) {
         if (used[i] && add_rules(&g, cfg->playbooks[i]->type->rbac, err) != 0)
             return -1;

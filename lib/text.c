@@ -137,13 +137,14 @@ size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX])
     return n;
 }
 
-char *text_escape(char *dst, size_t size, const char *src)
+/* src escaped into dst as text_escape_char does, '"' kept as it is when keep_quotes. */
+static char *escape_into(char *dst, size_t size, const char *src, bool keep_quotes)
 {
     char one[TEXT_ESCAPE_MAX];
     size_t len = 0, n;
     while ((n = text_escape_char(src, one)) > 0) {
-        if (*src == '"')
-            memcpy(one, "\"", 2); /* a line, not a quoted string: quotes read as they are */
+        if (keep_quotes && *src == '"')
+            memcpy(one, "\"", 2);
         size_t m = strlen(one);
         if (len + m >= size)
             break;
@@ -153,6 +154,16 @@ char *text_escape(char *dst, size_t size, const char *src)
     }
     dst[len] = 0;
     return dst;
+}
+
+char *text_escape(char *dst, size_t size, const char *src)
+{
+    return escape_into(dst, size, src, false);
+}
+
+char *text_escape_line(char *dst, size_t size, const char *src)
+{
+    return escape_into(dst, size, src, true);
 }
 
 static int base64_value(char c)

@@ -1,8 +1,9 @@
 /*
  * main.c: the playbookd command: flags, signals and wiring of config, dispatcher and NATS subscriber,
- * or --check, --print-rbac and --replay. No logic worth testing lives here. The command line (a contract):
- *   playbookd [-c FILE] [--dry-run] [--check] [--print-rbac] [--replay FILE|-] [--log-format text|json]
- *             [--version]
+ * or --check (--explain), --print-rbac and --replay. No logic worth testing lives here. The command line
+ * (a contract):
+ *   playbookd [-c FILE] [--dry-run] [--check [--explain ALERT.json]] [--print-rbac] [--replay FILE|-]
+ *             [--log-format text|json] [--version]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 #include "playbookd/metrics.h"
 #include "playbookd/nats.h"
 #include "playbookd/rbac.h"
+#include "playbookd/rules.h"
 #include "playbookd/text.h"
 #include "playbookd/workers.h"
 
@@ -35,16 +37,19 @@
 struct flags {
     const char *config;
     const char *replay;
+    const char *explain;
     bool dry_run, check, print_rbac;
 };
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: playbookd [-c FILE] [--dry-run] [--check] [--print-rbac] [--replay FILE|-] "
-                 "[--log-format text|json] [--version]\n"
+    fprintf(out, "usage: playbookd [-c FILE] [--dry-run] [--check [--explain ALERT.json]] [--print-rbac] "
+                 "[--replay FILE|-] [--log-format text|json] [--version]\n"
                  "  -c, --config FILE    config file (default " DEFAULT_CONFIG ")\n"
                  "      --dry-run        ask the API server to validate every change without making it\n"
                  "      --check          validate the config and exit 0 (valid) or 1\n"
+                 "      --explain FILE   with --check: which topics and rules one alert matches, or why not,\n"
+                 "                       and the playbooks that would run\n"
                  "      --print-rbac     print the ClusterRole (YAML) that the config's playbooks need, and exit\n"
                  "      --replay FILE|-  dispatch newline-delimited Falco JSON instead of NATS; one result\n"
                  "                       line per action on stdout; exit 1 if any action failed\n"
@@ -55,11 +60,12 @@ static void usage(FILE *out)
 /* Returns -1 to continue, or the exit status. */
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
-    enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_PRINT_RBAC, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
+    enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_EXPLAIN, OPT_PRINT_RBAC, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"explain", required_argument, NULL, OPT_EXPLAIN},
         {"print-rbac", no_argument, NULL, OPT_PRINT_RBAC},
         {"replay", required_argument, NULL, OPT_REPLAY},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -74,6 +80,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'c': f->config = optarg; break;
         case OPT_DRY_RUN: f->dry_run = true; break;
         case OPT_CHECK: f->check = true; break;
+        case OPT_EXPLAIN: f->explain = optarg; break;
         case OPT_PRINT_RBAC: f->print_rbac = true; break;
         case OPT_REPLAY: f->replay = optarg; break;
         case OPT_LOG_FORMAT:
@@ -86,6 +93,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (f->explain != NULL && !f->check) {
+        fprintf(stderr, "playbookd: --explain goes with --check\n");
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "playbookd: unexpected argument '%s'\n", argv[optind]);
@@ -100,19 +111,21 @@ struct replay {
     unsigned long actions, failed;
 };
 
-static void print_result(void *arg, const char *subject, const struct playbook *pb, enum outcome o, const char *reason)
+/* line N: SUBJECT -> PLAYBOOK: OUTCOME via topic "PATTERN" (or via rule "NAME") */
+static void print_result(void *arg, const char *subject, const struct playbook *pb, const struct rule *via,
+                         enum outcome o, const char *reason)
 {
     struct replay *r = arg;
     char shown_subject[ACTION_REASON_MAX * 6], shown_name[ACTION_REASON_MAX], shown_reason[ACTION_REASON_MAX * 6];
+    char shown_via[RULE_NAME_MAX * 6];
     r->actions++;
     r->failed += o == OUTCOME_FAILED;
-    text_escape(shown_subject, sizeof(shown_subject), subject); /* one line, whatever the API server said */
-    text_escape(shown_name, sizeof(shown_name), pb->name);
+    text_escape_line(shown_subject, sizeof(shown_subject), subject); /* one line, whatever the API server said */
+    text_escape_line(shown_name, sizeof(shown_name), pb->name);
+    printf("line %lu: %s -> %s: %s", r->line, shown_subject, shown_name, outcome_name(o));
     if (o == OUTCOME_SKIPPED || o == OUTCOME_FAILED)
-        printf("line %lu: %s -> %s: %s (%s)\n", r->line, shown_subject, shown_name, outcome_name(o),
-               text_escape(shown_reason, sizeof(shown_reason), reason));
-    else
-        printf("line %lu: %s -> %s: %s\n", r->line, shown_subject, shown_name, outcome_name(o));
+        printf(" (%s)", text_escape_line(shown_reason, sizeof(shown_reason), reason));
+    printf(" via %s \"%s\"\n", via->is_topic ? "topic" : "rule", text_escape(shown_via, sizeof(shown_via), via->name));
     fflush(stdout);
 }
 
@@ -427,6 +440,30 @@ static void log_summary(void)
            NULL);
 }
 
+/* --check: "FILE: ok (2 playbooks, 3 topics, 1 rule)". */
+static void print_check(const struct flags *f, const struct config *cfg)
+{
+    size_t rules = cfg->n_rules - cfg->n_topics;
+    printf("%s: ok (%zu playbook%s, %zu topic%s", f->config, cfg->n_playbooks, cfg->n_playbooks == 1 ? "" : "s",
+           cfg->n_topics, cfg->n_topics == 1 ? "" : "s");
+    if (rules > 0)
+        printf(", %zu rule%s", rules, rules == 1 ? "" : "s");
+    printf("%s)\n", cfg->dry_run ? ", dry run" : "");
+}
+
+/* --check --explain FILE: exit 0 once explained (matched or not), 1 when the alert cannot be read. */
+static int explain(const struct config *cfg, const char *path)
+{
+    struct error err;
+    size_t len = 0;
+    char *text = text_read_file(path, ALERT_MAX_BYTES, &len, &err);
+    int rc = text == NULL || dispatch_explain(cfg, text, len, stdout, &err) != 0;
+    if (rc != 0)
+        fprintf(stderr, "playbookd: %s: %s\n", path, err.msg);
+    free(text);
+    return rc || fflush(stdout) != 0;
+}
+
 /*
  * glibc gives threads up to 8 arenas per core (128 on a 16-core node): with about 70 threads (workers,
  * Event senders, cnats, libmicrohttpd) nearly every busy thread would keep an arena of its own, each with
@@ -458,10 +495,11 @@ int main(int argc, char **argv)
         return rc;
     }
     if (f.check) {
-        printf("%s: ok (%zu playbook%s, %zu topic%s%s)\n", f.config, cfg->n_playbooks, cfg->n_playbooks == 1 ? "" : "s",
-               cfg->n_topics, cfg->n_topics == 1 ? "" : "s", cfg->dry_run ? ", dry run" : "");
+        rc = f.explain ? explain(cfg, f.explain) : 0;
+        if (!f.explain)
+            print_check(&f, cfg);
         config_destroy(cfg);
-        return 0;
+        return rc;
     }
     if (http_global_init() != 0) {
         fprintf(stderr, "playbookd: cannot initialise libcurl\n");

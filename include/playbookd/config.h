@@ -11,6 +11,7 @@
 #include "playbookd/error.h"
 
 #define CONFIG_MAX_PLAYBOOKS 256
+#define CONFIG_MAX_RULES 1024 /* topics and rules together */
 #define CONFIG_MAX_BYTES (4 * 1024 * 1024)
 
 enum config_node_kind { NODE_SCALAR, NODE_SEQ, NODE_MAP };
@@ -75,6 +76,9 @@ struct string_list {
     char **items;
     size_t n;
 };
+
+/* Frees the items and empties the list. */
+void string_list_free(struct string_list *list);
 
 struct param_spec {
     const char *name;
@@ -171,6 +175,7 @@ struct topic {
 
 struct playbook;
 struct playbook_env;
+struct rule;
 
 struct config {
     char *file;
@@ -189,8 +194,11 @@ struct config {
     size_t n_playbooks;
     struct topic *topics;
     size_t n_topics;
-    struct playbook_env *env; /* shared by the playbooks; env->kube is set by the caller */
-    bool needs_kube;          /* some playbook calls the Kubernetes API */
+    struct rule *rules; /* what is matched, in order: each topic as a rule with its pattern, then `rules:` */
+    size_t n_rules;     /* topics included */
+    struct string_list subscriptions; /* core NATS: the union of the subject patterns, deduplicated */
+    struct playbook_env *env;         /* shared by the playbooks; env->kube is set by the caller */
+    bool needs_kube;                  /* some playbook calls the Kubernetes API */
 };
 
 /* Loads and validates a config file; dry_run forces dry run on (the --dry-run flag). */
@@ -205,6 +213,15 @@ static inline int config_nats_auth_methods(const struct config_nats *n)
 {
     return (n->token != NULL) + (n->user != NULL || n->password != NULL) + (n->credentials != NULL) + (n->nkey != NULL);
 }
+
+/*
+ * Inside the config module (config.c, config_rules.c): a playbook by name, or a type used directly with
+ * its defaults; returns its index in cfg->playbooks or -1. And the `rules:` list, after the topics,
+ * compiled into cfg->rules, and cfg->subscriptions made from every subject pattern.
+ */
+int config_playbook_ref(struct config *cfg, const struct config_node *ref, struct error *err);
+int config_rules_load(struct config *cfg, const struct config_node *list, struct error *err);
+void config_rules_free(struct config *cfg);
 
 /* True when the two NATS sections are the same (a reload keeps the connection). */
 bool config_nats_equal(const struct config_nats *a, const struct config_nats *b);

@@ -1,6 +1,6 @@
 /*
- * dispatch.h: from a message to actions. Receiving parses the alert once and finds every topic whose
- * pattern matches its subject (dispatch_submit); a worker then runs each mapped playbook once in config
+ * dispatch.h: from a message to actions. Receiving parses the alert once and matches it against every
+ * topic and rule in order (dispatch_submit); a worker then runs each mapped playbook once in config
  * order, applies cooldowns and rate limits, retries transient failures, logs one line per action and
  * tells the input how the alert ended, so that JetStream can ack, nak or term it.
  */
@@ -8,6 +8,7 @@
 #define PLAYBOOKD_DISPATCH_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "playbookd/alert.h"
 #include "playbookd/config.h"
@@ -37,9 +38,11 @@ struct workers;
 struct cooldown;
 struct limits;
 
-/* Called after each action, e.g. by --replay to print a result line. */
-typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct playbook *pb, enum outcome o,
-                                   const char *reason);
+struct rule;
+
+/* Called after each action, e.g. by --replay to print a result line; via is the rule that brought it. */
+typedef void (*dispatch_report_fn)(void *arg, const char *subject, const struct playbook *pb, const struct rule *via,
+                                   enum outcome o, const char *reason);
 
 /*
  * Takes cfg and kube (NULL when no playbook needs it): they live as long as the dispatcher, which lives
@@ -67,5 +70,13 @@ void dispatcher_stop(struct dispatcher *d);
  */
 enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool, const char *subject, const char *data,
                                      size_t len, const char *origin, const struct delivery *dl);
+
+/*
+ * --check --explain: for one alert (JSON text), prints to out each topic and rule in order, matched or why
+ * not (the first criterion that failed, alert values escaped), then the playbooks that would run in order
+ * with the rule that brought each. Nothing runs and nothing is counted. -1 with err when the alert is
+ * invalid.
+ */
+int dispatch_explain(const struct config *cfg, const char *data, size_t len, FILE *out, struct error *err);
 
 #endif

@@ -32,6 +32,17 @@ void metrics_cooldown_skipped(void);
 void metrics_cooldown_evicted(unsigned long n);
 /* An action of pb skipped by a rate limit: its playbook's own, or (global) the one of all mutating playbooks. */
 void metrics_rate_limited(const struct playbook *pb, bool global);
+/*
+ * Matches per rule (a topic counts under its pattern): a rule's counter, found or added by name (so it
+ * goes on across reloads), is the slot metrics_rule_matched takes; -1 when the table of METRICS_MAX_RULES
+ * names is full, and then its matches are counted under rule="(other)". Prometheus label values escaped.
+ */
+#define METRICS_MAX_RULES 512
+int metrics_rule_slot(const char *name);
+void metrics_rule_matched(int slot);
+/* The count of a rule by name (tests). */
+unsigned long metrics_rule_matches(const char *name);
+
 /* Alerts waiting for a worker now (a gauge). */
 void metrics_queue_depth(long delta);
 void metrics_nats_connected(bool connected);

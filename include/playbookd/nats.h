@@ -28,7 +28,8 @@ struct nats_subscriptions;
 struct workers;
 
 /*
- * Subscribes to every topic pattern of d's config, each with the config's pending limits; each message is
+ * Subscribes to every pattern of d's config->subscriptions (the topics' and rules' subject patterns, one
+ * covered by another left out), each with the config's pending limits; each message is
  * parsed, matched and handed to pool by d (waiting while the pool is full: the backlog then stays in
  * cnats, up to the pending limits). The set holds a reference to d.
  */

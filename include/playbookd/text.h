@@ -27,9 +27,11 @@ char *text_slack_escape(const char *in, size_t max_in);
  */
 #define TEXT_ESCAPE_MAX 8
 size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX]);
-/* src escaped as text_escape_char does but for '"', kept (one line of output, not a quoted string), into dst
- * (size > 0), cut between two escapes; returns dst. */
+/* src escaped as text_escape_char does, into dst (size > 0), cut between two escapes; returns dst. For text
+ * shown between quotes. */
 char *text_escape(char *dst, size_t size, const char *src);
+/* The same, but '"' is kept as it is: for a line of output that is not a quoted string (a replay result). */
+char *text_escape_line(char *dst, size_t size, const char *src);
 
 /* Copies src into dst (size > 0), truncated on a UTF-8 character boundary; returns dst. */
 char *text_copy(char *dst, size_t size, const char *src);

@@ -44,6 +44,21 @@ def sample_lines():
         return [line.rstrip(b"\n") for line in f if line.strip()]
 
 
+# The end of a --replay result line: the topic or rule that brought the action.
+REPLAY_VIA = re.compile(r' via (topic|rule) "((?:[^"\\]|\\.)*)"$')
+
+
+def split_via(line):
+    """'line 1: S -> P: ok via topic "falco.>"' -> ('line 1: S -> P: ok', 'topic', 'falco.>')."""
+    m = REPLAY_VIA.search(line)
+    assert m, f"no 'via topic/rule' at the end of the replay line {line!r}"
+    return line[:m.start()], m[1], m[2]
+
+
+def strip_via(line):
+    return split_via(line)[0]
+
+
 def falco_subject(alert):
     """falco.<priority>.<slug>, written independently of the C code, from GUIDE.md section 2."""
     p = alert["priority"]

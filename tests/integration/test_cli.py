@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 
-from harness import PLAYBOOKD, falco_subject, run_playbookd, sample_lines
+from harness import PLAYBOOKD, falco_subject, run_playbookd, sample_lines, split_via
 
 TERMINAL_SHELL = "falco.notice.terminal_shell_in_container"
 
@@ -29,11 +29,13 @@ LINE = re.compile(r"^line (\d+): (\S+) -> (\S+): (.+)$")
 
 
 def results(stdout):
+    """(line, subject, playbook, outcome, the topic that brought it) per result line."""
     out = []
     for line in stdout.splitlines():
-        m = LINE.match(line)
-        assert m, f"not a result line: {line!r}"
-        out.append((int(m[1]), m[2], m[3], m[4]))
+        head, kind, via = split_via(line)
+        m = LINE.match(head)
+        assert m and kind == "topic", f"not a result line: {line!r}"
+        out.append((int(m[1]), m[2], m[3], m[4], via))
     return out
 
 
@@ -47,12 +49,12 @@ def test_replay_prints_one_line_per_action_and_exits_0(slack, tmp_path):
     for n, a in enumerate(alerts, 1):
         subject = falco_subject(a)
         if subject == TERMINAL_SHELL:
-            expected += [(n, subject, "notify", "ok"),  # topics in config order, each playbook once
-                         (n, subject, "audit", "skipped (priority Notice below min_priority Warning)")]
+            expected += [(n, subject, "notify", "ok", "falco.*.*"),  # topics in config order, each playbook once
+                         (n, subject, "audit", "skipped (priority Notice below min_priority Warning)", TERMINAL_SHELL)]
         elif subject.startswith("falco.critical."):
-            expected += [(n, subject, "notify", "ok"), (n, subject, "audit", "ok")]
+            expected += [(n, subject, "notify", "ok", "falco.*.*"), (n, subject, "audit", "ok", "falco.critical.>")]
         else:
-            expected.append((n, subject, "notify", "ok"))
+            expected.append((n, subject, "notify", "ok", "falco.*.*"))
     assert results(out) == expected
     assert len(slack.received("/notify")) == len(alerts)
     assert len(slack.received("/audit")) == sum(1 for a in alerts if falco_subject(a).startswith("falco.critical."))
@@ -63,8 +65,9 @@ def test_replay_exits_1_when_an_action_fails(slack):
     slack.statuses["/notify"] = [503]
     rc, out, err = run_playbookd(config(slack), "--replay", "-", input_bytes=sample_lines()[1] + b"\n")
     assert rc == 1
-    assert results(out) == [(1, TERMINAL_SHELL, "notify", "failed (HTTP 503)"),
-                            (1, TERMINAL_SHELL, "audit", "skipped (priority Notice below min_priority Warning)")]
+    assert results(out) == [(1, TERMINAL_SHELL, "notify", "failed (HTTP 503)", "falco.*.*"),
+                            (1, TERMINAL_SHELL, "audit", "skipped (priority Notice below min_priority Warning)",
+                             TERMINAL_SHELL)]
     assert len(slack.received("/notify")) == 3  # retried up to attempts
 
 
@@ -73,7 +76,7 @@ def test_replay_rejects_bad_lines_and_goes_on(slack):
     data = b"garbage\n" + good + b"\n\n[1,2]\n" + b'{"rule":"!!!","priority":"Notice"}\n' + good  # no final \n
     rc, out, err = run_playbookd(config(slack), "--replay", "-", "--log-format", "json", input_bytes=data)
     assert rc == 0
-    assert [(n, pb) for n, _, pb, _ in results(out)] == [(2, "notify"), (2, "audit"), (6, "notify"), (6, "audit")]
+    assert [(n, pb) for n, _, pb, _, _ in results(out)] == [(2, "notify"), (2, "audit"), (6, "notify"), (6, "audit")]
     rejected = [json.loads(l) for l in err.splitlines() if l.startswith("{") and '"rejected"' in l]
     assert [(r["origin"], r["reason"]) for r in rejected] == [
         ("line 1", "invalid JSON near byte 0"),
@@ -137,7 +140,7 @@ topics:
 """)
     assert out == """\
 # for the playbooks: notify (slack), kill (delete-pod), kill-now (delete-pod), taint-node (taint-node)
-# not used by any topic, so not included: cut-off (isolate-pod)
+# not used by any topic or rule, so not included: cut-off (isolate-pod)
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata:
@@ -179,7 +182,7 @@ def test_environment_expansion(slack, tmp_path):
     p = subprocess.run([PLAYBOOKD, "-c", str(path), "--replay", "-"], env=env, capture_output=True,
                        input=b'{"rule":"Some rule","priority":"Error"}\n', timeout=30)
     assert p.returncode == 0, p.stderr
-    assert p.stdout == b"line 1: falco.error.some_rule -> x: ok\n"
+    assert p.stdout == b'line 1: falco.error.some_rule -> x: ok via topic "falco.>"\n'
     assert len(slack.received("/from-env")) == 1
 
 

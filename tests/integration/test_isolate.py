@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from fake_kube import FakeKube
-from harness import run_playbookd, wait_until
+from harness import run_playbookd, strip_via, wait_until
 
 UID = "6f1c1e8a-0000-4000-8000-000000000002"
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -51,7 +51,7 @@ topics:
     logged = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     action = [a for a in logged if a.get("msg") == "action"]
     assert len(action) == 1, err
-    return rc, out.strip().split(" -> cut-off: ", 1)[1], action[0]
+    return rc, strip_via(out.strip()).split(" -> cut-off: ", 1)[1], action[0]
 
 
 def calls(kube):

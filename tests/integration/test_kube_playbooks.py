@@ -9,7 +9,7 @@ import os
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsClient, Playbookd, run_playbookd, wait_until
+from harness import NatsClient, Playbookd, run_playbookd, strip_via, wait_until
 
 UID = "6f1c1e8a-0000-4000-8000-000000000001"
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -68,7 +68,7 @@ def mutations(kube):
 
 
 def actions(out):
-    return [line.split(": ", 1)[1] for line in out.splitlines()]
+    return [strip_via(line).split(": ", 1)[1] for line in out.splitlines()]
 
 
 def test_each_playbook_through_nats(kube, incluster, nats, slack):

@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsClient, Playbookd, http_get, run_playbookd, wait_until
+from harness import NatsClient, Playbookd, http_get, run_playbookd, strip_via, wait_until
 
 SHELL = "falco.notice.terminal_shell_in_container"
 CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
@@ -57,7 +57,7 @@ topics:
 def replay(text, lines):
     """Runs --replay over the alert lines; (exit status, result lines without their "line N: SUBJECT -> ")."""
     rc, out, err = run_playbookd(text, "--replay", "-", input_bytes=("\n".join(lines) + "\n").encode())
-    return rc, [line.split(" -> ", 1)[1] for line in out.splitlines()], err
+    return rc, [strip_via(line).split(" -> ", 1)[1] for line in out.splitlines()], err
 
 
 def requests(kube, method, path=""):

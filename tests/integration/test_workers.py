@@ -229,9 +229,10 @@ topics:
     rc, out, err = run_playbookd(text, "--replay", str(path))
     assert rc == 0, err
     kill = "falco.critical.drop_and_execute -> kill"
-    assert out.splitlines() == [f"line 1: {SHELL} -> cut-off: ok", f"line 1: {SHELL} -> fence: ok",
-                                f"line 2: {SHELL} -> cut-off: ok", f"line 2: {SHELL} -> fence: ok",
-                                f"line 3: {kill}: ok", f"line 4: {kill}: ok"]
+    shell, drop = f' via topic "{SHELL}"', ' via topic "falco.critical.drop_and_execute"'
+    assert out.splitlines() == [f"line 1: {SHELL} -> cut-off: ok{shell}", f"line 1: {SHELL} -> fence: ok{shell}",
+                                f"line 2: {SHELL} -> cut-off: ok{shell}", f"line 2: {SHELL} -> fence: ok{shell}",
+                                f"line 3: {kill}: ok{drop}", f"line 4: {kill}: ok{drop}"]
     taints = [t for t in kube.node("node-1")["spec"]["taints"] if t["key"] == "falco/alert"]
     assert len(taints) == 1, "one taint, not two"
     assert kube.pod("default", "web-0") is None

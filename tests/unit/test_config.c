@@ -272,9 +272,10 @@ static void test_env_expansion(void **state)
 static void test_error_unknown_keys(void **state)
 {
     (void)state;
-    check_error("nats: {}\nfoo: 1\n", NAME ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, "
-                                           "shutdown_timeout_ms, workers, queue_size, dry_run, "
-                                           "protected_namespaces, protected_nodes, rate_limit, playbooks, topics)");
+    check_error("nats: {}\nfoo: 1\n",
+                NAME ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, "
+                     "shutdown_timeout_ms, workers, queue_size, dry_run, "
+                     "protected_namespaces, protected_nodes, rate_limit, playbooks, topics, rules)");
     check_error("nats:\n  servers: [nats://x:1]\n  bogus: 1\n",
                 NAME ":3:3: key 'bogus': unknown key (valid: servers, queue_group, token, user, password, credentials, "
                      "nkey, tls, pending, jetstream)");
@@ -472,9 +473,9 @@ static void test_error_topics(void **state)
     check_error(yaml, NAME ":4:14: key 'falco.*.*': expected a list of playbooks");
     snprintf(yaml, sizeof(yaml), "%stopics:\n  falco.*.*: [[notify]]\n", pb);
     check_error(yaml, NAME ":4:15: expected a playbook name");
-    check_error(pb, NAME ":1:1: no topics: map at least one subject pattern to playbooks");
+    check_error(pb, NAME ":1:1: no topics or rules: map at least one subject pattern to playbooks");
     snprintf(yaml, sizeof(yaml), "%stopics: {}\n", pb);
-    check_error(yaml, NAME ":3:9: key 'topics': no topics: map at least one subject pattern to playbooks");
+    check_error(yaml, NAME ":3:9: key 'topics': no topics or rules: map at least one subject pattern to playbooks");
     snprintf(yaml, sizeof(yaml), "%stopics: [notify]\n", pb);
     check_error(yaml, NAME ":3:9: key 'topics': expected a map of subject patterns to lists of playbooks");
 }

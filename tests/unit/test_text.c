@@ -209,7 +209,7 @@ static void test_escape(void **state)
     check_line_escape("", "");
     check_line_escape("plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
                       "plain caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
-    check_line_escape("q\" b\\ n\n t\t r\r e\x1b d\x7f", "q\" b\\\\ n\\n t\\t r\\u000d e\\u001b d\\u007f");
+    check_line_escape("q\" b\\ n\n t\t r\r e\x1b d\x7f", "q\\\" b\\\\ n\\n t\\t r\\u000d e\\u001b d\\u007f");
     /* C1 controls, U+0080..U+009F (NEL is U+0085); U+00A0 is not one */
     check_line_escape("\xc2\x80|\xc2\x85|\xc2\x9f|\xc2\xa0", "\\u0080|\\u0085|\\u009f|\xc2\xa0");
     /* line and paragraph separators */
@@ -229,6 +229,13 @@ static void test_escape(void **state)
     check_line_escape("cut \xe2\x82", "cut \\ufffd\\ufffd");               /* a sequence cut short by the end */
     check_line_escape("\xe2\x82\n", "\\ufffd\\ufffd\\n");
     check_line_escape("\x80\xbf", "\\ufffd\\ufffd"); /* stray continuation bytes */
+}
+
+static void test_escape_line_keeps_quotes(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_string_equal(text_escape_line(buf, sizeof(buf), "NetworkPolicy \"x\"\n\\"), "NetworkPolicy \"x\"\\n\\\\");
 }
 
 static void test_escape_bounded(void **state)
@@ -280,7 +287,8 @@ int main(void)
         cmocka_unit_test(test_utf8_valid),     cmocka_unit_test(test_utf8_invalid),
         cmocka_unit_test(test_slack_escape),   cmocka_unit_test(test_slack_escape_truncation),
         cmocka_unit_test(test_text_copy),      cmocka_unit_test(test_escape),
-        cmocka_unit_test(test_escape_bounded), cmocka_unit_test(test_redact_url),
+        cmocka_unit_test(test_escape_bounded), cmocka_unit_test(test_escape_line_keeps_quotes),
+        cmocka_unit_test(test_redact_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
