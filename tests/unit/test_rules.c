@@ -1,5 +1,5 @@
 /* test_rules.c: unit tests for the match language: globs, priority comparisons, each criterion with its
- * explanation (booleans and fractions too, which the public sample lacks), and text_escape of values. */
+ * explanation (booleans and fractions too, which the public sample lacks). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,17 +220,6 @@ static void test_output_fields_every_kind(void **state)
     }
 }
 
-static void test_text_escape(void **state)
-{
-    (void)state;
-    char buf[16];
-    assert_string_equal(text_escape(buf, sizeof(buf), "plain"), "plain");
-    assert_string_equal(text_escape(buf, sizeof(buf), "a\"b\\c\n\x1b"), "a\\\"b\\\\c\\n\\u001b");
-    assert_string_equal(text_escape(buf, sizeof(buf), "0123456789abcdefghij"), "0123456...");
-    assert_string_equal(text_escape(buf, sizeof(buf), "ééééééééé"), "éééé..."); /* never half a character */
-    assert_string_equal(text_escape(buf, sizeof(buf), "012345678901234"), "012345678901234"); /* fits exactly */
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,7 +230,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_subjects_rules_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tags_any_of_all_of, setup, teardown),
         cmocka_unit_test_setup_teardown(test_output_fields_every_kind, setup, teardown),
-        cmocka_unit_test(test_text_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
