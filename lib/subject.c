@@ -44,6 +44,58 @@ int subject_for_alert(const struct alert *a, char *out, size_t size)
     return slug < 0 ? -1 : head + slug;
 }
 
+/* The tokens of a subject template. */
+static const char *const template_tokens[] = {"<priority>", "<rule>"};
+enum { TOKEN_PRIORITY, TOKEN_RULE, TOKEN_NONE };
+
+/* Which token of the template starts at s, if any. */
+static int template_token(const char *s)
+{
+    for (int t = TOKEN_PRIORITY; t < TOKEN_NONE; t++)
+        if (strncmp(s, template_tokens[t], strlen(template_tokens[t])) == 0)
+            return t;
+    return TOKEN_NONE;
+}
+
+int subject_from_template(const char *tmpl, const struct alert *a, char *out, size_t size)
+{
+    size_t n = 0;
+    for (const char *p = tmpl; *p;) {
+        int token = template_token(p), w;
+        if (token == TOKEN_PRIORITY)
+            w = snprintf(out + n, size - n, "%s", priority_token(a->priority));
+        else if (token == TOKEN_RULE)
+            w = subject_slug(a->rule, out + n, size - n);
+        else
+            w = snprintf(out + n, size - n, "%c", *p);
+        if (w < 0 || (size_t)w >= size - n)
+            return -1;
+        n += (size_t)w;
+        p += token == TOKEN_NONE ? 1 : strlen(template_tokens[token]);
+    }
+    return n > 0 ? (int)n : -1;
+}
+
+int subject_template_check(const char *tmpl, struct error *err)
+{
+    char shown[SUBJECT_MAX];
+    size_t n = 0;
+    if (strlen(tmpl) > SUBJECT_MAX / 2)
+        return error_set(err, "subject template: longer than %d bytes", SUBJECT_MAX / 2);
+    for (const char *p = tmpl; *p;) { /* each token as a one-letter stand-in */
+        int token = template_token(p);
+        if (token == TOKEN_NONE && (*p == '<' || *p == '>' || *p == '*'))
+            return error_set(err, "subject template: '%c' is not allowed (tokens: <priority>, <rule>)", *p);
+        shown[n++] = token == TOKEN_NONE ? *p : 'x';
+        p += token == TOKEN_NONE ? 1 : strlen(template_tokens[token]);
+    }
+    shown[n] = 0;
+    struct error why;
+    if (subject_pattern_check(shown, &why) != 0)
+        return error_set(err, "subject template: not a valid subject (an empty token, whitespace or a control)");
+    return 0;
+}
+
 /* The length of the token at s (up to '.' or the end). */
 static size_t token_len(const char *s)
 {

@@ -1,7 +1,7 @@
 /*
  * main.c: falco-nats, the forwarder of the original design. Reads Falco's JSON alerts, one per line,
- * from a named pipe or stdin, and publishes each on falco.<priority>.<slug> over one persistent NATS
- * connection. A line that is not a Falco alert is logged and skipped.
+ * from a named pipe or stdin, and publishes each on falco.<priority>.<slug> (or --subject-template) over one persistent
+ * NATS connection. A line that is not a Falco alert is logged and skipped.
  *
  * Two ways to publish, and neither claims more than happened. Core NATS (the default) is at most once:
  * a line counts as published once the server has answered a flush sent after it; lines cnats still holds
@@ -53,12 +53,14 @@ static volatile sig_atomic_t stopping;
 struct options {
     char *server;
     const char *pipe;
+    const char *subject_template;
     bool jetstream;
 };
 
 struct forwarder {
     natsConnection *conn;
-    jsCtx *js;  /* --jetstream; NULL: core NATS */
+    jsCtx *js; /* --jetstream; NULL: core NATS */
+    const char *subject_template;
     char *line; /* ALERT_MAX_BYTES + 1 */
     size_t len;
     bool overflow;             /* the current line is longer than an alert may be */
@@ -75,11 +77,13 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: falco-nats [-s NATS_URL] [-f PIPE|-] [--jetstream] [--token T] [--user U --password P]\n"
             "                  [--creds FILE] [--nkey SEED_FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
-            "                  [--log-format text|json]\n"
+            "                  [--subject-template T] [--log-format text|json]\n"
             "  -s URL       NATS server (default " DEFAULT_SERVER ")\n"
             "  -f PIPE      named pipe Falco writes JSON alerts to (default " DEFAULT_PIPE "), or - for stdin\n"
             "  --jetstream  at least once: publish to a JetStream stream (created beforehand, subjects falco.>)\n"
             "               with a Nats-Msg-Id per line, retried until acknowledged; the stream de-duplicates\n"
+            "  --subject-template T  the subject of each alert (default " SUBJECT_TEMPLATE_DEFAULT "): text and the\n"
+            "               tokens <priority> and <rule> (the rule's slug), as falcosidekick's subjecttemplate\n"
             "  --nkey FILE  authenticate with a user NKey: FILE holds its seed (SU...), as `nk -gen user` writes it\n"
             "  NATS_TOKEN, NATS_USER and NATS_PASSWORD in the environment are used when the flags are absent.\n"
             "  One way to authenticate at most: token, user/password, creds or nkey.\n"
@@ -100,7 +104,8 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         OPT_KEY,
         OPT_LOG,
         OPT_VERSION,
-        OPT_JETSTREAM
+        OPT_JETSTREAM,
+        OPT_SUBJECT_TEMPLATE
     };
     static const struct option longopts[] = {
         {"token", required_argument, NULL, OPT_TOKEN},
@@ -113,6 +118,7 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         {"tls-key", required_argument, NULL, OPT_KEY},
         {"log-format", required_argument, NULL, OPT_LOG},
         {"jetstream", no_argument, NULL, OPT_JETSTREAM},
+        {"subject-template", required_argument, NULL, OPT_SUBJECT_TEMPLATE},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -126,6 +132,7 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
         case 's': o->server = optarg; break;
         case 'f': o->pipe = optarg; break;
         case OPT_JETSTREAM: o->jetstream = true; break;
+        case OPT_SUBJECT_TEMPLATE: o->subject_template = optarg; break;
         case OPT_TOKEN: n->token = optarg; break;
         case OPT_USER: n->user = optarg; break;
         case OPT_PASSWORD: n->password = optarg; break;
@@ -153,6 +160,11 @@ static int parse_flags(int argc, char **argv, struct config_nats *n, struct opti
                                                     "NATS_TOKEN, NATS_USER/NATS_PASSWORD)"
                                                   : "user/password and tls-cert/tls-key go in pairs");
         usage(stderr);
+        return 2;
+    }
+    struct error err;
+    if (subject_template_check(o->subject_template, &err) != 0) {
+        fprintf(stderr, "falco-nats: %s\n", err.msg);
         return 2;
     }
     return -1;
@@ -329,10 +341,10 @@ static void forward_line(struct forwarder *fw, const char *line, size_t len)
         skip(fw, err.msg);
         return;
     }
-    int n = subject_for_alert(&a, subject, sizeof(subject));
+    int n = subject_from_template(fw->subject_template, &a, subject, sizeof(subject));
     alert_free(&a);
     if (n < 0) {
-        skip(fw, "the rule has no letters or digits to make a subject");
+        skip(fw, "the rule has no letters or digits to make a subject, or the subject is too long");
         return;
     }
     if (fw->js != NULL)
@@ -503,7 +515,7 @@ int main(int argc, char **argv)
 {
     struct config_nats n = {0};
     static char default_server[] = DEFAULT_SERVER;
-    struct options o = {.server = default_server, .pipe = DEFAULT_PIPE};
+    struct options o = {.server = default_server, .pipe = DEFAULT_PIPE, .subject_template = SUBJECT_TEMPLATE_DEFAULT};
     int rc = parse_flags(argc, argv, &n, &o);
     if (rc >= 0)
         return rc;
@@ -513,7 +525,7 @@ int main(int argc, char **argv)
     sigset_t set;
     struct nats_link *link = NULL;
     struct error err;
-    struct forwarder fw = {.line = malloc(ALERT_MAX_BYTES + 1)};
+    struct forwarder fw = {.line = malloc(ALERT_MAX_BYTES + 1), .subject_template = o.subject_template};
     setup_signals(&set);
     rc = 1;
     if (fw.line == NULL) {
@@ -528,7 +540,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     char shown[512];
     log_kv(LOG_INFO, "forwarding", "from", o.pipe, "to", text_redact_url(o.server, shown, sizeof(shown)), "mode",
-           o.jetstream ? "jetstream" : "core", NULL);
+           o.jetstream ? "jetstream" : "core", "subject_template", o.subject_template, NULL);
     run(&fw, o.pipe);
     if (fw.js == NULL)
         confirm_at_exit(&fw);

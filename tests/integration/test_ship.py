@@ -100,6 +100,29 @@ def test_falco_nats_from_stdin(nats, slack):
         pbd.cleanup()
 
 
+def test_falco_nats_subject_template_publishes_on_the_given_subject(nats):
+    """--subject-template FALCO (the original forwarder's single subject): every alert on FALCO, byte for byte."""
+    client = NatsClient(nats.port)
+    client.subscribe(">")
+    client.flush()
+    lines = sample_lines()
+    binary = FalcoNats.__init__.__globals__["FALCO_NATS"]
+    p = subprocess.run([binary, "-s", nats.url, "-f", "-", "--subject-template", "FALCO", "--log-format", "json"],
+                       input=b"\n".join(lines) + b"\n", capture_output=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    got = [client.next_message() for _ in lines]
+    assert [subject for subject, _, _ in got] == ["FALCO"] * len(lines)
+    assert [payload for _, _, payload in got] == lines
+    prefixed = subprocess.run([binary, "-s", nats.url, "-f", "-", "--subject-template", "sec.<priority>.<rule>"],
+                              input=lines[0] + b"\n", capture_output=True, timeout=30)
+    assert prefixed.returncode == 0
+    assert client.next_message()[0] == "sec." + falco_subject(json.loads(lines[0]))[len("falco."):]
+    bad = subprocess.run([binary, "-s", nats.url, "-f", "-", "--subject-template", "falco.*"], input=b"",
+                         capture_output=True, timeout=30)
+    assert bad.returncode == 2 and b"'*' is not allowed" in bad.stderr
+    client.close()
+
+
 def metric(text, name, **labels):
     want = ",".join(f'{k}="{v}"' for k, v in labels.items())
     pattern = re.escape(name) + (r"\{" + re.escape(want) + r"\}" if labels else "") + r" (\S+)$"

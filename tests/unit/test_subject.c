@@ -254,6 +254,41 @@ static void test_sample_file(void **state)
             fail_msg("rule \"%s\" of the table does not occur in %s", sample_rules[i].rule, path);
 }
 
+static void test_subject_template(void **state)
+{
+    (void)state;
+    struct alert a;
+    struct error err;
+    char out[SUBJECT_MAX];
+    memset(&a, 0, sizeof(a));
+    a.rule = "Terminal shell in container";
+    a.priority = PRIORITY_NOTICE;
+    assert_int_equal(subject_template_check(SUBJECT_TEMPLATE_DEFAULT, &err), 0);
+    assert_true(subject_from_template(SUBJECT_TEMPLATE_DEFAULT, &a, out, sizeof(out)) > 0);
+    assert_string_equal(out, "falco.notice.terminal_shell_in_container"); /* as subject_for_alert */
+    assert_int_equal(subject_from_template("FALCO", &a, out, sizeof(out)), 5);
+    assert_string_equal(out, "FALCO");
+    assert_true(subject_from_template("sec.<rule>.<priority>.x", &a, out, sizeof(out)) > 0);
+    assert_string_equal(out, "sec.terminal_shell_in_container.notice.x");
+    assert_int_equal(subject_from_template("FALCO", &a, out, 5), -1); /* does not fit */
+    assert_int_equal(subject_from_template("a.<rule>", &a, out, 8), -1);
+    a.rule = "!!!";
+    assert_int_equal(subject_from_template("a.<rule>", &a, out, sizeof(out)), -1); /* no slug */
+    assert_int_equal(subject_from_template("FALCO", &a, out, sizeof(out)), 5);     /* not needed */
+
+    const char *valid[] = {"FALCO", "x.<rule>", "<priority>", "a-b_c.<priority>.<rule>"};
+    for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++)
+        assert_int_equal(subject_template_check(valid[i], &err), 0);
+    const char *invalid[] = {"", "a..b", ".a", "a.", "a b", "a.*", "a.>", "<host>", "a.<rule", "x\tz"};
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++)
+        if (subject_template_check(invalid[i], &err) != -1)
+            fail_msg("template \"%s\" was accepted", invalid[i]);
+    char long_template[SUBJECT_MAX];
+    memset(long_template, 'a', sizeof(long_template) - 1);
+    long_template[sizeof(long_template) - 1] = 0;
+    assert_int_equal(subject_template_check(long_template, &err), -1);
+}
+
 static void test_match_exact(void **state)
 {
     (void)state;
@@ -467,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_slug_empty),
         cmocka_unit_test(test_slug_buffer_size),
         cmocka_unit_test(test_subject_for_alert),
+        cmocka_unit_test(test_subject_template),
         cmocka_unit_test(test_sample_file),
         cmocka_unit_test(test_match_exact),
         cmocka_unit_test(test_match_star),
