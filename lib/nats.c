@@ -267,6 +267,11 @@ bool nats_link_connected(struct nats_link *l)
     return l->conn != NULL && natsConnection_Status(l->conn) == NATS_CONN_STATUS_CONNECTED;
 }
 
+bool nats_link_closed(struct nats_link *l)
+{
+    return l->conn != NULL && natsConnection_IsClosed(l->conn);
+}
+
 natsConnection *nats_link_connection(struct nats_link *l)
 {
     return l->conn;

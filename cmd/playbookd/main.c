@@ -416,6 +416,11 @@ static int run_daemon(struct config *cfg, const struct brakes *brakes, const str
         nats_poll_dropped(dm.subs);
         limits_flush(brakes->limits, monotonic_ms());
         trim_after_burst(dm.pool, &ended, &trimmed);
+        if (nats_link_closed(dm.link)) { /* nothing more will arrive: exit, and be restarted */
+            log_kv(LOG_ERROR, "stopping: the NATS connection is closed for good", "hint",
+                   "playbookd exits with status 1 so that it is restarted; see 'nats connection closed' above", NULL);
+            rc = 1;
+        }
     }
     if (rc == 0)
         log_kv(LOG_INFO, "stopping: draining the input", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);

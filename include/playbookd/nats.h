@@ -22,6 +22,8 @@ int nats_link_create(struct nats_link **out, const struct config_nats *n, const 
 /* Flushes what is buffered, waiting up to timeout_ms for a reconnect if need be, and closes. NULL: no-op. */
 void nats_link_destroy(struct nats_link *l, long timeout_ms);
 bool nats_link_connected(struct nats_link *l);
+/* True once the connection is closed for good: cnats will not reconnect (a refused login, for instance). */
+bool nats_link_closed(struct nats_link *l);
 natsConnection *nats_link_connection(struct nats_link *l);
 
 struct nats_subscriptions;

@@ -223,6 +223,21 @@ def test_a_forged_alert_reaches_no_playbook(authed, kube, incluster):
         pbd.cleanup()
 
 
+
+def test_playbookd_refused_by_the_server_exits_to_be_restarted(authed, kube, incluster):
+    """A refused login closes the connection for good: playbookd says so and exits 1 (Kubernetes restarts it)
+    rather than running on, never ready."""
+    pbd = Playbookd(config(authed, f"user: playbookd\n  password: {PASSWORDS['falco']}", incluster))
+    try:
+        assert pbd.proc.wait(timeout=30) == 1
+        assert pbd.logged("nats connection closed")[0]["level"] == "error"
+        assert pbd.logged("stopping: the NATS connection is closed for good")
+        assert PASSWORDS["falco"] not in open(pbd.log_path).read()
+        assert not pbd.logged("ready")
+    finally:
+        pbd.cleanup()
+
+
 # --- the real publishers and playbookd, by password and by NKey ---------------------------------------
 
 
