@@ -419,13 +419,31 @@ static enum dispatch_status finish_early(const struct delivery *dl, enum dispatc
 }
 
 static enum dispatch_status reject(const struct delivery *dl, const char *subject, const char *origin,
-                                   const char *reason)
+                                   const char *reason, struct error *why)
 {
     char total[32];
     snprintf(total, sizeof(total), "%lu", metrics_alert_rejected());
     log_kv(LOG_WARN, "rejected", "subject", subject ? subject : "-", "origin", origin, "reason", reason,
            "rejected_total", total, NULL);
+    if (why != NULL)
+        error_set(why, "%s", reason);
     return finish_early(dl, DISPATCH_REJECTED, subject);
+}
+
+/* Parses the alert into a and derives its subject into derived when subject is NULL; else rejects it. */
+static enum dispatch_status parse(struct alert *a, const char *data, size_t len, const char **subject,
+                                  char derived[SUBJECT_MAX], const char *origin, const struct delivery *dl,
+                                  struct error *why)
+{
+    struct error err;
+    if (alert_parse(a, data, len, &err) != 0)
+        return reject(dl, *subject, origin, err.msg, why);
+    if (*subject == NULL && subject_for_alert(a, derived, SUBJECT_MAX) < 0) {
+        alert_free(a);
+        return reject(dl, NULL, origin, "the rule has no letters or digits to make a subject", why);
+    }
+    *subject = *subject ? *subject : derived;
+    return DISPATCH_QUEUED;
 }
 
 /* Adds the playbooks of rule ri that are not there yet, in its order. */
@@ -524,21 +542,36 @@ static struct job *job_create(struct dispatcher *d, const char *subject, struct 
     return job;
 }
 
-enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool, const char *subject, const char *data,
-                                     size_t len, const char *origin, const struct delivery *dl)
+/* A job with a key (its target) goes to the pool, waiting for room or not; else the job ends dropped. */
+static enum dispatch_status queue(struct workers *pool, struct job *job, bool keyed, bool wait)
+{
+    char target[600];
+    job->work.key = keyed ? workers_key(target, target_text(&job->alert, target, sizeof(target))) : 0;
+    int rc = wait ? workers_submit(pool, &job->work) : workers_try_submit(pool, &job->work);
+    if (rc > 0) { /* full: nothing happened, the input answers for it */
+        alert_free(&job->alert);
+        dispatcher_release(job->d);
+        free(job);
+        return DISPATCH_BUSY;
+    }
+    if (rc != 0) {
+        job_end(job, DISPATCH_DROPPED); /* the pool is stopping */
+        return DISPATCH_DROPPED;
+    }
+    return DISPATCH_QUEUED;
+}
+
+static enum dispatch_status submit(struct dispatcher *d, struct workers *pool, const char *subject, const char *data,
+                                   size_t len, const char *origin, const struct delivery *dl, bool wait,
+                                   struct error *why)
 {
     struct alert a;
-    struct error err;
-    char derived[SUBJECT_MAX], target[600];
+    char derived[SUBJECT_MAX];
     struct matched m;
     metrics_alert_received();
-    if (alert_parse(&a, data, len, &err) != 0)
-        return reject(dl, subject, origin, err.msg);
-    if (subject == NULL && subject_for_alert(&a, derived, sizeof(derived)) < 0) {
-        alert_free(&a);
-        return reject(dl, NULL, origin, "the rule has no letters or digits to make a subject");
-    }
-    subject = subject ? subject : derived;
+    enum dispatch_status status = parse(&a, data, len, &subject, derived, origin, dl, why);
+    if (status != DISPATCH_QUEUED)
+        return status;
     collect(d->cfg, d->rule_slots, &a, subject, &m, NULL);
     if (m.n == 0) {
         alert_free(&a);
@@ -552,12 +585,29 @@ enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool,
     }
     if (pool == NULL || decided_on_receipt(d, job))
         return job_run(job);
-    job->work.key = m.keyed ? workers_key(target, target_text(&job->alert, target, sizeof(target))) : 0;
-    if (workers_submit(pool, &job->work) != 0) {
-        job_end(job, DISPATCH_DROPPED); /* the pool is stopping */
-        return DISPATCH_DROPPED;
-    }
-    return DISPATCH_QUEUED;
+    return queue(pool, job, m.keyed, wait);
+}
+
+enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool, const char *subject, const char *data,
+                                     size_t len, const char *origin, const struct delivery *dl)
+{
+    return submit(d, pool, subject, data, len, origin, dl, true, NULL);
+}
+
+enum dispatch_status dispatch_try_submit(struct dispatcher *d, struct workers *pool, const char *data, size_t len,
+                                         const char *origin, struct error *why)
+{
+    return submit(d, pool, NULL, data, len, origin, NULL, false, why);
+}
+
+int dispatch_validate(const char *data, size_t len, const char *origin, char subject[SUBJECT_MAX], struct error *why)
+{
+    struct alert a;
+    const char *derived = NULL;
+    if (parse(&a, data, len, &derived, subject, origin, NULL, why) != DISPATCH_QUEUED)
+        return -1;
+    alert_free(&a);
+    return 0;
 }
 
 int dispatch_explain(const struct config *cfg, const char *data, size_t len, FILE *out, struct error *err)

@@ -149,15 +149,23 @@ static void wake_idle(struct workers *p)
     }
 }
 
-int workers_submit(struct workers *p, struct work *w)
+/* True when w cannot be queued now: its lane or the whole queue is full. Under the lock. */
+static bool full(const struct workers *p, const struct worker *owner)
+{
+    return p->queued >= p->capacity || (owner != NULL && owner->own.n >= p->lane_capacity);
+}
+
+/* Queues w, waiting for room if `wait`; -1 stopping, 1 full (only without wait). */
+static int submit(struct workers *p, struct work *w, bool wait)
 {
     pthread_mutex_lock(&p->lock);
     struct worker *owner = w->key != 0 ? &p->w[w->key % p->n] : NULL;
-    while (!p->stopping && (p->queued >= p->capacity || (owner != NULL && owner->own.n >= p->lane_capacity)))
+    while (wait && !p->stopping && full(p, owner))
         pthread_cond_wait(&p->room, &p->lock);
-    if (p->stopping) {
+    if (p->stopping || full(p, owner)) {
+        int rc = p->stopping ? -1 : 1;
         pthread_mutex_unlock(&p->lock);
-        return -1;
+        return rc;
     }
     p->queued++;
     metrics_queue_depth(1);
@@ -171,6 +179,16 @@ int workers_submit(struct workers *p, struct work *w)
     }
     pthread_mutex_unlock(&p->lock);
     return 0;
+}
+
+int workers_submit(struct workers *p, struct work *w)
+{
+    return submit(p, w, true);
+}
+
+int workers_try_submit(struct workers *p, struct work *w)
+{
+    return submit(p, w, false);
 }
 
 static struct timespec deadline_after(long ms)

@@ -13,6 +13,7 @@
 #include "playbookd/alert.h"
 #include "playbookd/config.h"
 #include "playbookd/playbook.h"
+#include "playbookd/subject.h"
 
 /* What happened to one message. */
 enum dispatch_status {
@@ -22,6 +23,7 @@ enum dispatch_status {
     DISPATCH_REJECTED, /* not a valid alert: logged and counted */
     DISPATCH_DROPPED,  /* received, never run: the process stopped first */
     DISPATCH_QUEUED,   /* (dispatch_submit only) handed to a worker: `done` will tell */
+    DISPATCH_BUSY,     /* (dispatch_try_submit only) the queue is full: nothing was done */
 };
 
 /* How an input learns what became of a message it submitted. Every member is optional. */
@@ -78,5 +80,20 @@ enum dispatch_status dispatch_submit(struct dispatcher *d, struct workers *pool,
  * invalid.
  */
 int dispatch_explain(const struct config *cfg, const char *data, size_t len, FILE *out, struct error *err);
+
+/*
+ * The same for an input that must answer at once (HTTP): the subject is derived from the alert, and
+ * when the queue is full nothing is done and DISPATCH_BUSY comes back. A rejected alert's reason is in
+ * why. No delivery: the input learns nothing more once the alert is queued.
+ */
+enum dispatch_status dispatch_try_submit(struct dispatcher *d, struct workers *pool, const char *data, size_t len,
+                                         const char *origin, struct error *why);
+
+/*
+ * For an input that forwards alerts rather than running them (HTTP into JetStream): parses the alert and
+ * derives its subject (not counted as received: the input that runs it counts it). An invalid alert is
+ * logged and counted as rejected as dispatch_submit does, its reason in why, and -1 comes back.
+ */
+int dispatch_validate(const char *data, size_t len, const char *origin, char subject[SUBJECT_MAX], struct error *why);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * workers.h: the worker pool between receiving and acting. Receiving (NATS, replay, HTTP) submits work
  * items; worker threads run them. The queue is bounded: when it is full, submit waits (backpressure)
- * instead of growing memory.
+ * instead of growing memory, or try_submit says so at once.
  *
  * Items with a key (the target an alert acts on: a pod, else a node) always go to the same worker and
  * run in submission order, so two alerts about one pod never race. Items without a key (alerts that only
@@ -34,6 +34,9 @@ int workers_create(struct workers **out, size_t n, size_t capacity, struct error
 
 /* Queues w, waiting while its lane or the whole queue is full. -1 once the pool is stopping (w untouched). */
 int workers_submit(struct workers *p, struct work *w);
+/* The same without waiting: 1 when its lane or the whole queue is full (w untouched), for inputs that must
+ * answer at once (HTTP: 503). */
+int workers_try_submit(struct workers *p, struct work *w);
 
 /*
  * Stops taking new items (submitters waiting for room get -1), lets the workers finish what is queued
