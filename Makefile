@@ -11,7 +11,7 @@ PYTHON      ?= /usr/bin/python3
 WARNINGS    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wwrite-strings -Werror
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DPLAYBOOKD_VERSION='"$(VERSION)"' -Iinclude -pthread -g $(WARNINGS) \
                -fstack-protector-strong
-LIBS        := -lnats -lcurl -lcjson -lyaml -lmicrohttpd -lcrypto -lm -pthread
+LIBS        := -lnats -lcurl -lcjson -lyaml -lmicrohttpd -lcrypto -lgnutls -lm -pthread
 
 ifeq ($(SANITIZER),)
   BUILD     := build/release

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <gnutls/gnutls.h>
+
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 
@@ -49,7 +51,9 @@ struct slot {
 
 struct httpd {
     struct MHD_Daemon *daemon;
-    httpd_ready_fn ready;
+    struct httpd_handler handler;
+    bool verify_clients;  /* HTTPS with client_ca: a client without a trusted certificate fails the handshake */
+    httpd_ready_fn ready; /* the probes' */
     void *arg;
     pthread_mutex_t lock; /* guards slots and stopping */
     pthread_cond_t wake;
@@ -100,13 +104,25 @@ int httpd_parse_listen(const char *listen, struct sockaddr_storage *addr, struct
     return 0; /* an empty host: INADDR_ANY */
 }
 
-static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, const char *type, char *body, size_t len,
-                             enum MHD_ResponseMemoryMode mode)
+bool httpd_loopback(const struct sockaddr_storage *addr)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+    if (addr->ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr) >> 24) == 127;
+    if (addr->ss_family != AF_INET6)
+        return false;
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+enum MHD_Result httpd_reply(struct MHD_Connection *conn, unsigned int status, const char *type, const char *body,
+                            size_t len, const char *header, const char *value)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
+    if (header != NULL)
+        MHD_add_response_header(r, header, value);
     enum MHD_Result rc = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return rc;
@@ -114,7 +130,7 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned int status, c
 
 static enum MHD_Result reply_text(struct MHD_Connection *conn, unsigned int status, const char *text)
 {
-    return reply(conn, status, "text/plain; charset=utf-8", (char *)text, strlen(text), MHD_RESPMEM_PERSISTENT);
+    return httpd_reply(conn, status, "text/plain; charset=utf-8", text, strlen(text), NULL, NULL);
 }
 
 static bool same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
@@ -168,6 +184,28 @@ static void make_room(struct httpd *h, struct slot *newcomer)
         close_slot(h, victim, CLOSE_TOTAL);
 }
 
+/*
+ * The TLS session, set up but not yet shaken hands: the client must present a certificate, verified
+ * during the handshake against the trusted CA (libmicrohttpd alone only asks for one, and checks nothing).
+ */
+static void require_client_certificate(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *tls = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (tls == NULL || tls->tls_session == NULL)
+        return;
+    gnutls_certificate_server_set_request(tls->tls_session, GNUTLS_CERT_REQUIRE);
+    gnutls_session_set_verify_cert(tls->tls_session, NULL, 0);
+}
+
+/* Once more, per request: the peer's certificate chain verified (a handshake that skipped it never gets here). */
+static bool client_verified(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *tls = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned int status = 1;
+    return tls != NULL && tls->tls_session != NULL &&
+           gnutls_certificate_verify_peers2(tls->tls_session, &status) == GNUTLS_E_SUCCESS && status == 0;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -193,6 +231,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             metrics_http_connections(1);
             make_room(h, s);
         }
+        if (h->verify_clients)
+            require_client_certificate(conn);
     }
     pthread_mutex_unlock(&h->lock);
 }
@@ -213,8 +253,12 @@ static void set_busy(struct httpd *h, struct MHD_Connection *conn, bool busy)
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode code)
 {
-    (void)con_cls, (void)code;
-    set_busy(cls, conn, false);
+    struct httpd *h = cls;
+    (void)code;
+    set_busy(h, conn, false);
+    if (h->handler.completed != NULL && *con_cls != NULL)
+        h->handler.completed(h->handler.arg, *con_cls);
+    *con_cls = NULL;
 }
 
 /* Once a second: closes the connections past their deadline and logs the counts not logged yet. */
@@ -238,13 +282,12 @@ static void *watchdog_main(void *arg)
     return NULL;
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-                                  const char *version, const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+/* The probes: /healthz, /readyz and /metrics. */
+static enum MHD_Result probes_request(void *arg, struct MHD_Connection *conn, const char *url, const char *method,
+                                      const char *upload_data, size_t *upload_data_size, void **req)
 {
-    (void)version, (void)upload_data, (void)upload_data_size, (void)con_cls;
-    struct httpd *h = cls;
-    set_busy(h, conn, true);
+    (void)upload_data, (void)upload_data_size, (void)req;
+    struct httpd *h = arg;
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
     if (strcmp(url, "/healthz") == 0)
@@ -257,36 +300,71 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         char *text = metrics_render(&len);
         if (text == NULL)
             return reply_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-        return reply(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, MHD_RESPMEM_MUST_FREE);
+        struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        if (r == NULL) {
+            free(text);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        return rc;
     }
     return reply_text(conn, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz or /metrics\n");
 }
 
-int httpd_start(struct httpd **out, const char *listen, httpd_ready_fn ready, void *arg, struct error *err)
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct httpd *h = cls;
+    set_busy(h, conn, true);
+    if (h->verify_clients && !client_verified(conn))
+        return reply_text(conn, MHD_HTTP_FORBIDDEN, "a client certificate signed by the trusted CA is needed\n");
+    return h->handler.request(h->handler.arg, conn, url, method, upload_data, upload_data_size, con_cls);
+}
+
+/* libmicrohttpd's options: the address, the bounds, the notifications and, for HTTPS, the PEM texts. */
+static size_t daemon_options(struct httpd *h, const struct sockaddr_storage *addr, const struct httpd_tls *tls,
+                             struct MHD_OptionItem opts[12])
+{
+    size_t n = 0;
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)addr};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, SLOTS, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_IDLE_TIMEOUT_S, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_MEMORY_PER_CONNECTION, NULL};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, h};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, h};
+    if (tls != NULL) {
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)tls->cert};
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)tls->key};
+        if (tls->client_ca != NULL)
+            opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)tls->client_ca};
+    }
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    return n;
+}
+
+/* Starts libmicrohttpd and the watchdog for h; frees h on failure. */
+static int serve(struct httpd *h, const char *listen, const struct httpd_tls *tls, struct httpd **out,
+                 struct error *err)
 {
     struct sockaddr_storage addr;
-    *out = NULL;
-    if (httpd_parse_listen(listen, &addr, err) != 0)
+    struct MHD_OptionItem opts[12];
+    if (httpd_parse_listen(listen, &addr, err) != 0) {
+        httpd_stop(h);
         return -1;
-    struct httpd *h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return error_set(err, "out of memory");
-    h->ready = ready;
-    h->arg = arg;
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->wake, NULL);
-    for (int r = 0; r < CLOSE_REASONS; r++)
-        h->closed_log[r] = (struct log_throttle)LOG_THROTTLE_INIT;
-    unsigned int flags =
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SLOTS, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)HTTPD_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                                 (size_t)HTTPD_MEMORY_PER_CONNECTION, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+    }
+    h->verify_clients = tls != NULL && tls->client_ca != NULL;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                         (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) | (tls != NULL ? MHD_USE_TLS : 0);
+    daemon_options(h, &addr, tls, opts);
+    h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (h->daemon == NULL) {
         httpd_stop(h);
-        return error_set(err, "cannot listen on %s", listen);
+        return error_set(err, "cannot listen on %s%s", listen,
+                         tls ? " (or the TLS certificate, key or CA is bad)" : "");
     }
     h->watchdog_started = pthread_create(&h->watchdog, NULL, watchdog_main, h) == 0;
     if (!h->watchdog_started) {
@@ -295,6 +373,42 @@ int httpd_start(struct httpd **out, const char *listen, httpd_ready_fn ready, vo
     }
     *out = h;
     return 0;
+}
+
+static struct httpd *httpd_new(const struct httpd_handler *handler)
+{
+    struct httpd *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    h->handler = *handler;
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->wake, NULL);
+    for (int r = 0; r < CLOSE_REASONS; r++)
+        h->closed_log[r] = (struct log_throttle)LOG_THROTTLE_INIT;
+    return h;
+}
+
+int httpd_serve(struct httpd **out, const char *listen, const struct httpd_tls *tls,
+                const struct httpd_handler *handler, struct error *err)
+{
+    *out = NULL;
+    struct httpd *h = httpd_new(handler);
+    if (h == NULL)
+        return error_set(err, "out of memory");
+    return serve(h, listen, tls, out, err);
+}
+
+int httpd_start(struct httpd **out, const char *listen, httpd_ready_fn ready, void *arg, struct error *err)
+{
+    struct httpd_handler probes = {.request = probes_request};
+    *out = NULL;
+    struct httpd *h = httpd_new(&probes);
+    if (h == NULL)
+        return error_set(err, "out of memory");
+    h->handler.arg = h;
+    h->ready = ready;
+    h->arg = arg;
+    return serve(h, listen, NULL, out, err);
 }
 
 int httpd_port(const struct httpd *h)

@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential pkg-config clang-format
-  libnats-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libcmocka-dev libmicrohttpd-dev libssl-dev
+  libnats-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libcmocka-dev libmicrohttpd-dev libssl-dev libgnutls28-dev
   nats-server
   python3 python3-pytest python3-yaml python3-cryptography python3-jsonschema
 )
