@@ -5,6 +5,7 @@
  */
 #include "playbookd/config.h"
 
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,8 +133,27 @@ static const struct param_spec retry_spec[] = {
     {0},
 };
 
+#define ALERTS_FIELD(f) offsetof(struct config_file, cfg.http.alerts.f)
+
+static const struct param_spec alerts_tls_spec[] = {
+    {.name = "cert", .type = PARAM_STRING, .offset = ALERTS_FIELD(tls_cert)},
+    {.name = "key", .type = PARAM_STRING, .offset = ALERTS_FIELD(tls_key)},
+    {.name = "client_ca", .type = PARAM_STRING, .offset = ALERTS_FIELD(tls_client_ca)},
+    {0},
+};
+
+static const struct param_spec alerts_spec[] = {
+    {.name = "listen", .type = PARAM_STRING, .offset = ALERTS_FIELD(listen)},
+    {.name = "path", .type = PARAM_STRING, .def = "/", .offset = ALERTS_FIELD(path)},
+    {.name = "token", .type = PARAM_STRING, .offset = ALERTS_FIELD(token)},
+    {.name = "tls", .type = PARAM_SECTION, .section = alerts_tls_spec},
+    {.name = "insecure", .type = PARAM_BOOL, .def = "false", .offset = ALERTS_FIELD(insecure)},
+    {0},
+};
+
 static const struct param_spec http_spec[] = {
     {.name = "listen", .type = PARAM_STRING, .offset = offsetof(struct config_file, cfg.http.listen)},
+    {.name = "alerts", .type = PARAM_SECTION, .section = alerts_spec},
     {0},
 };
 
@@ -265,13 +285,63 @@ static int check_limits(const struct config_node *root, const struct config *cfg
     return config_rate_limit_check(root, &cfg->rate_limit, err);
 }
 
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if (*s <= ' ' || *s > '~')
+            return false;
+    return true;
+}
+
+static int port_of(const struct sockaddr_storage *a)
+{
+    return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
+                                          : ((const struct sockaddr_in *)a)->sin_port);
+}
+
+/* http.alerts: where it listens and how it authenticates. The token is a secret: never in a message. */
+static int check_alerts(const struct config_node *http_node, const struct config_http *http, struct error *err)
+{
+    const struct config_http_alerts *a = &http->alerts;
+    const struct config_node *node = config_node_get(http_node, "alerts");
+    const struct config_node *listen = config_node_get(node, "listen"), *tls = config_node_get(node, "tls");
+    struct sockaddr_storage addr, probes;
+    struct error why;
+    if (node == NULL)
+        return 0;
+    if (a->listen == NULL)
+        return config_node_error(err, node, "alerts needs 'listen', such as \"0.0.0.0:8443\"");
+    if (httpd_parse_listen(a->listen, &addr, &why) != 0)
+        return config_node_error(err, listen, "%s", why.msg);
+    if (http->listen != NULL && httpd_parse_listen(http->listen, &probes, &why) == 0 && port_of(&addr) != 0 &&
+        port_of(&addr) == port_of(&probes))
+        return config_node_error(err, listen, "the alert input needs a port of its own, not http.listen's");
+    if (a->path[0] != '/' || !printable(a->path))
+        return config_node_error(err, config_node_get(node, "path"), "a path starts with '/' and has no spaces");
+    if (a->token != NULL && (strlen(a->token) < HTTP_TOKEN_MIN || !printable(a->token)))
+        return config_node_error(err, config_node_get(node, "token"),
+                                 "a token is at least %d printable characters without spaces (it is not shown)",
+                                 HTTP_TOKEN_MIN);
+    if ((a->tls_cert == NULL) != (a->tls_key == NULL))
+        return config_node_error(err, tls ? tls : node, "tls cert and key go together");
+    if (a->tls_client_ca != NULL && a->tls_cert == NULL)
+        return config_node_error(err, tls, "tls client_ca needs the server's cert and key");
+    if (a->token == NULL && a->tls_client_ca == NULL && !a->insecure && !httpd_loopback(&addr))
+        return config_node_error(err, listen,
+                                 "'%.64s' is not a loopback address and nothing authenticates the clients: set a token "
+                                 "or tls.client_ca, or insecure: true to take alerts from anyone who can connect",
+                                 a->listen);
+    return 0;
+}
+
 static int check_http(const struct config_node *root, const struct config_http *http, struct error *err)
 {
     struct sockaddr_storage addr;
     struct error why;
+    const struct config_node *node = config_node_get(root, "http");
     if (http->listen != NULL && httpd_parse_listen(http->listen, &addr, &why) != 0)
-        return config_node_error(err, config_node_get(config_node_get(root, "http"), "listen"), "%s", why.msg);
-    return 0;
+        return config_node_error(err, config_node_get(node, "listen"), "%s", why.msg);
+    return check_alerts(node, http, err);
 }
 
 static int add_playbook(struct config *cfg, struct playbook *pb, const struct config_node *at, struct error *err)
@@ -502,4 +572,11 @@ bool config_nats_equal(const struct config_nats *a, const struct config_nats *b)
            same_string(a->tls_ca, b->tls_ca) && same_string(a->tls_cert, b->tls_cert) &&
            same_string(a->tls_key, b->tls_key) && same_string(a->js.stream, b->js.stream) &&
            same_string(a->js.durable, b->js.durable) && same_string(a->js.subject, b->js.subject);
+}
+
+bool config_http_alerts_equal(const struct config_http_alerts *a, const struct config_http_alerts *b)
+{
+    return same_string(a->listen, b->listen) && same_string(a->path, b->path) && same_string(a->token, b->token) &&
+           same_string(a->tls_cert, b->tls_cert) && same_string(a->tls_key, b->tls_key) &&
+           same_string(a->tls_client_ca, b->tls_client_ca) && a->insecure == b->insecure;
 }

@@ -4,7 +4,8 @@
  * hands each to the current dispatcher; the worker that ends the alert acks, naks or terms the message
  * (js_done). The consumer's AckWait is ack_wait and it has no BackOff: the server would replace AckWait
  * with BackOff[0]; our naks carry the backoff delays instead. Its MaxAckPending is the server's default
- * (1000), more than any replica's window.
+ * (1000), more than any replica's window. Other inputs (HTTP) publish into the stream through
+ * jetstream_publish, on the same context.
  */
 #include "playbookd/jetstream.h"
 
@@ -20,9 +21,10 @@
 #include "playbookd/metrics.h"
 #include "playbookd/workers.h"
 
-#define FETCH_MAX 256       /* messages per fetch at most */
-#define FETCH_WAIT_MS 500   /* how long one fetch waits for messages */
-#define NS_PER_MS 1000000LL /* JetStream durations are in nanoseconds */
+#define FETCH_MAX 256        /* messages per fetch at most */
+#define FETCH_WAIT_MS 500    /* how long one fetch waits for messages */
+#define NS_PER_MS 1000000LL  /* JetStream durations are in nanoseconds */
+#define PUBLISH_WAIT_MS 2000 /* how long jetstream_publish waits for the stream's ack */
 
 struct js_consumer {
     jsCtx *js;
@@ -348,6 +350,18 @@ int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct 
     }
     *out = c;
     return 0;
+}
+
+int jetstream_publish(struct js_consumer *c, const char *subject, const char *data, size_t len, struct error *err)
+{
+    jsPubOptions po;
+    jsErrCode code = 0;
+    if (!nats_link_connected(c->link))
+        return error_set(err, "jetstream: NATS is not connected");
+    jsPubOptions_Init(&po);
+    po.MaxWait = PUBLISH_WAIT_MS;
+    natsStatus s = js_Publish(NULL, c->js, subject, data, (int)len, &po, &code);
+    return s == NATS_OK ? 0 : js_error(err, "publish", s, code);
 }
 
 void jetstream_set_dispatcher(struct js_consumer *c, struct dispatcher *d)

@@ -33,6 +33,9 @@ static atomic_ulong dropped_slow_consumer, dropped_shutdown, dropped_max_deliver
 static atomic_ulong events_ok, events_failed, events_dropped, cooldown_skipped, cooldown_evicted;
 static atomic_long queue_depth, http_connections;
 static atomic_ulong http_closed_per_ip, http_closed_total, http_closed_deadline;
+static const char *const http_alert_results[] = {"accepted", "rejected", "unauthorized", "too_large", "busy"};
+#define HTTP_ALERT_RESULTS (sizeof(http_alert_results) / sizeof(http_alert_results[0]))
+static atomic_ulong http_alerts[HTTP_ALERT_RESULTS];
 static atomic_bool nats_connected;
 static pthread_mutex_t series_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct series series[MAX_SERIES];
@@ -192,6 +195,13 @@ void metrics_http_closed(const char *reason)
         1);
 }
 
+void metrics_http_alerts(const char *result, unsigned long n)
+{
+    for (size_t i = 0; i < HTTP_ALERT_RESULTS; i++)
+        if (strcmp(result, http_alert_results[i]) == 0)
+            add(&http_alerts[i], n);
+}
+
 void metrics_snapshot(struct metrics_snapshot *out)
 {
     out->alerts_received = atomic_load_explicit(&alerts_received, memory_order_relaxed);
@@ -344,6 +354,11 @@ char *metrics_render(size_t *len)
          "playbookd_http_connections_closed_total{reason=\"deadline\"} %lu\n",
          atomic_load(&http_connections), atomic_load(&http_closed_per_ip), atomic_load(&http_closed_total),
          atomic_load(&http_closed_deadline));
+    emit(&t, "# HELP playbookd_http_alerts_total The alert input over HTTP: alerts accepted, requests refused by "
+             "reason.\n# TYPE playbookd_http_alerts_total counter\n");
+    for (size_t i = 0; i < HTTP_ALERT_RESULTS; i++)
+        emit(&t, "playbookd_http_alerts_total{result=\"%s\"} %lu\n", http_alert_results[i],
+             atomic_load(&http_alerts[i]));
     emit(&t,
          "# HELP playbookd_build_info The running version.\n# TYPE playbookd_build_info gauge\n"
          "playbookd_build_info{version=\"%s\"} 1\n",

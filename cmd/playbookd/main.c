@@ -21,6 +21,7 @@
 #include "playbookd/dispatch.h"
 #include "playbookd/http.h"
 #include "playbookd/httpd.h"
+#include "playbookd/httpin.h"
 #include "playbookd/jetstream.h"
 #include "playbookd/kube.h"
 #include "playbookd/limits.h"
@@ -247,11 +248,13 @@ struct daemon {
     struct dispatcher *current;      /* the config in force (a reference) */
     struct nats_subscriptions *subs; /* core NATS */
     struct js_consumer *js;          /* or JetStream */
+    struct httpin *alerts;           /* http.alerts, or NULL */
 };
 
 /* Hands the input over to the dispatcher next: the old one finishes what it received, however long. */
 static int switch_input(struct daemon *dm, struct dispatcher *next, struct error *err)
 {
+    httpin_set_dispatcher(dm->alerts, next); /* NULL-safe; with JetStream it only publishes */
     if (dm->js != NULL) {
         jetstream_set_dispatcher(dm->js, next);
         return 0;
@@ -272,6 +275,8 @@ static void warn_restart_only(const struct config *was, const struct config *now
         log_kv(LOG_WARN, "the nats section changed: it takes effect on restart", NULL);
     if (strcmp(a, b) != 0)
         log_kv(LOG_WARN, "http.listen changed: it takes effect on restart", NULL);
+    if (!config_http_alerts_equal(&was->http.alerts, &now->http.alerts))
+        log_kv(LOG_WARN, "http.alerts changed: it takes effect on restart", NULL);
     if (was->workers != now->workers || was->queue_size != now->queue_size)
         log_kv(LOG_WARN, "workers and queue_size take effect on restart", NULL);
 }
@@ -320,10 +325,13 @@ static int start_http(struct httpd **h, const struct config *cfg, struct nats_li
 static int start_input(struct daemon *dm, struct error *err)
 {
     const struct config *cfg = dispatcher_config(dm->current);
-    if (cfg->nats.js.stream != NULL)
-        return jetstream_start(&dm->js, dm->link, &cfg->nats.js, dm->current, dm->pool, 2 * (size_t)cfg->workers,
-                               err); /* fetched alerts reach a worker soon: their ack_wait is not spent queued */
-    return nats_subscribe(&dm->subs, dm->link, dm->current, dm->pool, err);
+    int rc = cfg->nats.js.stream != NULL
+                 ? jetstream_start(&dm->js, dm->link, &cfg->nats.js, dm->current, dm->pool, 2 * (size_t)cfg->workers,
+                                   err) /* fetched alerts reach a worker soon: their ack_wait is not spent queued */
+                 : nats_subscribe(&dm->subs, dm->link, dm->current, dm->pool, err);
+    if (rc == 0 && cfg->http.alerts.listen != NULL) /* JetStream: into the stream, taken by the consumer */
+        rc = httpin_start(&dm->alerts, &cfg->http.alerts, dm->current, dm->pool, dm->js, err);
+    return rc;
 }
 
 /*
@@ -335,6 +343,8 @@ static void stop(struct daemon *dm)
     long timeout = dm->current ? dispatcher_config(dm->current)->shutdown_timeout_ms : 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    httpin_stop(dm->alerts); /* first: it submits to the pool and publishes through dm->js */
+    dm->alerts = NULL;
     jetstream_stop(dm->js);
     nats_drain(dm->subs, timeout);
     clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -157,8 +157,20 @@ struct config_kube {
     long timeout_ms; /* per request */
 };
 
+#define HTTP_TOKEN_MIN 16 /* bytes: a bearer token shorter than this is refused as guessable */
+
+/* http.alerts: the alert input (httpin.h). Authenticated by the token, the client certificate, or both. */
+struct config_http_alerts {
+    char *listen;                             /* "0.0.0.0:8443", or NULL: no alert input */
+    char *path;                               /* where alerts are POSTed: "/" by default */
+    char *token;                              /* Authorization: Bearer TOKEN, or NULL */
+    char *tls_cert, *tls_key, *tls_client_ca; /* PEM files: HTTPS; clients need a certificate by client_ca */
+    bool insecure;                            /* no token and no client_ca yet not on loopback: explicit */
+};
+
 struct config_http {
     char *listen; /* "0.0.0.0:8080", or NULL: no endpoint */
+    struct config_http_alerts alerts;
 };
 
 struct config_retry {
@@ -225,5 +237,7 @@ void config_rules_free(struct config *cfg);
 
 /* True when the two NATS sections are the same (a reload keeps the connection). */
 bool config_nats_equal(const struct config_nats *a, const struct config_nats *b);
+/* True when the two http.alerts sections are the same (a reload keeps the input as it is). */
+bool config_http_alerts_equal(const struct config_http_alerts *a, const struct config_http_alerts *b);
 
 #endif

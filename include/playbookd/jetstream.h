@@ -25,6 +25,12 @@ struct workers;
  */
 int jetstream_start(struct js_consumer **out, struct nats_link *l, const struct config_jetstream *cfg,
                     struct dispatcher *d, struct workers *pool, size_t window, struct error *err);
+/*
+ * Publishes one alert (for the HTTP input) on subject into the stream and waits for the stream's ack (2 s
+ * at most), so that it is as safe as any alert published by falco-nats; the consumer then fetches it as
+ * usual. Returns 0 once stored, else -1 with the reason in err (NATS down, no ack, no stream for subject).
+ */
+int jetstream_publish(struct js_consumer *c, const char *subject, const char *data, size_t len, struct error *err);
 /* The dispatcher for alerts fetched from now on (a reload): takes a reference, drops the old one. */
 void jetstream_set_dispatcher(struct js_consumer *c, struct dispatcher *d);
 /* Stops fetching and joins the thread; alerts already fetched are acked by their workers. NULL: no-op. */

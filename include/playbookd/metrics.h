@@ -52,6 +52,9 @@ void metrics_config_reload(bool ok);
  * reason: "per_ip_limit", "total_limit" or "deadline" (httpd.h). */
 void metrics_http_connections(long delta);
 void metrics_http_closed(const char *reason);
+/* The alert input (httpin.h): result "accepted" counts alerts queued (or stored in JetStream); "rejected",
+ * "unauthorized", "too_large" and "busy" count the requests answered 400, 401, 413 and 503. */
+void metrics_http_alerts(const char *result, unsigned long n);
 void metrics_snapshot(struct metrics_snapshot *out);
 
 /* The Prometheus text exposition; malloc'd, or NULL when out of memory. */
