@@ -1231,6 +1231,11 @@ class FakeKube:
         with self._lock:
             self._faults.append(Fault(method, path, status, retry_after, times, delay, drop, until, message))
 
+    def clear_faults(self):
+        """Every fault added and not yet spent is gone: requests are answered normally from now on."""
+        with self._lock:
+            self._faults.clear()
+
     def _take_fault(self, req):
         now = time.monotonic()
         with self._lock:

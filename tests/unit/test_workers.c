@@ -1,4 +1,5 @@
-/* test_workers.c: unit tests for workers_quiet, which tells the daemon that a burst is over. */
+/* test_workers.c: unit tests for workers_quiet, which tells the daemon that a burst is over, and for
+ * workers_try_submit, which says at once that the queue is full. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -73,10 +74,49 @@ static void test_quiet_after_a_burst(void **state)
     pthread_mutex_destroy(&h.lock);
 }
 
+static void release(struct held *h)
+{
+    pthread_mutex_lock(&h->lock);
+    h->released = true;
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->lock);
+}
+
+static void test_try_submit_answers_full_without_waiting(void **state)
+{
+    (void)state;
+    struct workers *p;
+    struct error err;
+    struct held h[3];
+    for (int i = 0; i < 3; i++) {
+        h[i] = (struct held){.work = {.run = held_run, .drop = held_drop}};
+        pthread_mutex_init(&h[i].lock, NULL);
+        pthread_cond_init(&h[i].cond, NULL);
+    }
+    assert_int_equal(workers_create(&p, 1, 1, &err), 0);
+    assert_int_equal(workers_try_submit(p, &h[0].work), 0);
+    wait_flag(&h[0], &h[0].started);                        /* the one worker is busy */
+    assert_int_equal(workers_try_submit(p, &h[1].work), 0); /* the queue's one place */
+    assert_int_equal(workers_try_submit(p, &h[2].work), 1); /* full: said at once, h[2] untouched */
+    release(&h[0]);
+    wait_flag(&h[1], &h[1].started);
+    assert_int_equal(workers_try_submit(p, &h[2].work), 0); /* room again */
+    release(&h[1]);
+    release(&h[2]);
+    workers_finish(p, -1);
+    assert_int_equal(workers_try_submit(p, &h[0].work), -1); /* stopping */
+    workers_destroy(p);
+    for (int i = 0; i < 3; i++) {
+        pthread_cond_destroy(&h[i].cond);
+        pthread_mutex_destroy(&h[i].lock);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quiet_after_a_burst),
+        cmocka_unit_test(test_try_submit_answers_full_without_waiting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
