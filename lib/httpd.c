@@ -320,7 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct httpd *h = cls;
     set_busy(h, conn, true);
-    if (h->verify_clients && !client_verified(conn))
+    if (h->verify_clients && *con_cls == NULL && !client_verified(conn)) /* at the request's headers */
         return reply_text(conn, MHD_HTTP_FORBIDDEN, "a client certificate signed by the trusted CA is needed\n");
     return h->handler.request(h->handler.arg, conn, url, method, upload_data, upload_data_size, con_cls);
 }
