@@ -1,7 +1,8 @@
-/* config_check.h: shared by the config unit tests: load a config and expect its exact error. */
+/* config_check.h: shared by the config unit tests: load a valid config, or expect a config's exact error. */
 #ifndef PLAYBOOKD_TEST_CONFIG_CHECK_H
 #define PLAYBOOKD_TEST_CONFIG_CHECK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -21,6 +22,22 @@ static void check_error(const char *yaml, const char *expected)
     assert_null(cfg);
     if (strcmp(err.msg, expected) != 0)
         fail_msg("--- config:\n%s--- expected: %s\n--- got:      %s", yaml, expected, err.msg);
+}
+
+/* Loads yaml, which must be valid (dry_run: as the --dry-run flag). */
+static inline struct config *load_config(const char *yaml, bool dry_run)
+{
+    struct config *cfg = NULL;
+    struct error err = {{0}};
+    if (config_load_string(&cfg, NAME, yaml, strlen(yaml), dry_run, &err) != 0)
+        fail_msg("config_load_string failed: %s\n--- config:\n%s", err.msg, yaml);
+    assert_non_null(cfg);
+    return cfg;
+}
+
+static inline struct config *load_ok(const char *yaml)
+{
+    return load_config(yaml, false);
 }
 
 #endif

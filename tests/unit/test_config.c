@@ -25,16 +25,6 @@ static const char minimal[] = "playbooks:\n"
                               "topics:\n"
                               "  \"falco.*.*\": [notify]\n";
 
-static struct config *load_ok(const char *yaml, bool dry_run)
-{
-    struct config *cfg = (struct config *)(uintptr_t)1;
-    struct error err = {{0}};
-    if (config_load_string(&cfg, NAME, yaml, strlen(yaml), dry_run, &err) != 0)
-        fail_msg("config_load_string failed: %s\n--- config:\n%s", err.msg, yaml);
-    assert_non_null(cfg);
-    return cfg;
-}
-
 /* "slack, ..." as the library lists the registered types in messages. */
 static const char *type_list(void)
 {
@@ -49,7 +39,7 @@ static const char *type_list(void)
 static void test_defaults(void **state)
 {
     (void)state;
-    struct config *cfg = load_ok(minimal, false);
+    struct config *cfg = load_config(minimal, false);
     assert_string_equal(cfg->file, NAME);
     assert_int_equal(cfg->nats.servers.n, 1);
     assert_string_equal(cfg->nats.servers.items[0], "nats://127.0.0.1:4222");
@@ -84,26 +74,26 @@ static void test_defaults(void **state)
 static void test_every_setting(void **state)
 {
     (void)state;
-    struct config *cfg = load_ok("nats:\n"
-                                 "  servers: [nats://a:4222, \"tls://b:4443\"]\n"
-                                 "  queue_group: playbookd\n"
-                                 "  token: tok\n"
-                                 "  tls: {ca: /ca.pem, cert: /cert.pem, key: /key.pem}\n"
-                                 "kubernetes:\n"
-                                 "  kubeconfig: /kubeconfig\n"
-                                 "  context: prod\n"
-                                 "retry: {attempts: 20, initial_backoff_ms: 1, max_backoff_ms: 300000}\n"
-                                 "dry_run: yes\n"
-                                 "protected_namespaces: [kube-system, falco, a-1]\n"
-                                 "playbooks:\n"
-                                 "  notify:\n"
-                                 "    type: slack\n"
-                                 "    webhook_url: " HOOK "\n"
-                                 "    channel: \"#alerts\"\n"
-                                 "    min_priority: Notice\n"
-                                 "topics:\n"
-                                 "  falco.>: notify\n",
-                                 false);
+    struct config *cfg = load_config("nats:\n"
+                                     "  servers: [nats://a:4222, \"tls://b:4443\"]\n"
+                                     "  queue_group: playbookd\n"
+                                     "  token: tok\n"
+                                     "  tls: {ca: /ca.pem, cert: /cert.pem, key: /key.pem}\n"
+                                     "kubernetes:\n"
+                                     "  kubeconfig: /kubeconfig\n"
+                                     "  context: prod\n"
+                                     "retry: {attempts: 20, initial_backoff_ms: 1, max_backoff_ms: 300000}\n"
+                                     "dry_run: yes\n"
+                                     "protected_namespaces: [kube-system, falco, a-1]\n"
+                                     "playbooks:\n"
+                                     "  notify:\n"
+                                     "    type: slack\n"
+                                     "    webhook_url: " HOOK "\n"
+                                     "    channel: \"#alerts\"\n"
+                                     "    min_priority: Notice\n"
+                                     "topics:\n"
+                                     "  falco.>: notify\n",
+                                     false);
     assert_int_equal(cfg->nats.servers.n, 2);
     assert_string_equal(cfg->nats.servers.items[0], "nats://a:4222");
     assert_string_equal(cfg->nats.servers.items[1], "tls://b:4443");
@@ -127,10 +117,10 @@ static void test_every_setting(void **state)
     config_destroy(cfg);
 
     /* user/password and a single server as a plain string. */
-    cfg = load_ok("nats: {servers: nats://x:1, user: u, password: p}\n"
-                  "playbooks: {n: {type: slack, webhook_url: \"" HOOK "\"}}\n"
-                  "topics: {a: [n]}\n",
-                  false);
+    cfg = load_config("nats: {servers: nats://x:1, user: u, password: p}\n"
+                      "playbooks: {n: {type: slack, webhook_url: \"" HOOK "\"}}\n"
+                      "topics: {a: [n]}\n",
+                      false);
     assert_int_equal(cfg->nats.servers.n, 1);
     assert_string_equal(cfg->nats.servers.items[0], "nats://x:1");
     assert_string_equal(cfg->nats.user, "u");
@@ -141,13 +131,13 @@ static void test_every_setting(void **state)
 static void test_named_playbook_shared(void **state)
 {
     (void)state;
-    struct config *cfg = load_ok("playbooks:\n"
-                                 "  notify: {type: slack, webhook_url: \"" HOOK "\"}\n"
-                                 "  local: {type: slack, webhook_url: \"http://127.0.0.1:8080/hook\"}\n"
-                                 "topics:\n"
-                                 "  \"falco.*.*\": [notify]\n"
-                                 "  falco.notice.terminal_shell_in_container: [local, notify]\n",
-                                 false);
+    struct config *cfg = load_config("playbooks:\n"
+                                     "  notify: {type: slack, webhook_url: \"" HOOK "\"}\n"
+                                     "  local: {type: slack, webhook_url: \"http://127.0.0.1:8080/hook\"}\n"
+                                     "topics:\n"
+                                     "  \"falco.*.*\": [notify]\n"
+                                     "  falco.notice.terminal_shell_in_container: [local, notify]\n",
+                                     false);
     assert_int_equal(cfg->n_playbooks, 2);
     assert_string_equal(cfg->playbooks[0]->name, "notify");
     assert_string_equal(cfg->playbooks[1]->name, "local");
@@ -192,7 +182,7 @@ static void test_type_used_directly_shared(void **state)
              "  \"falco.*.*\": [notify, %s]\n"
              "  falco.notice.terminal_shell_in_container: [%s]\n",
              t->name, t->name);
-    struct config *cfg = load_ok(yaml, false);
+    struct config *cfg = load_config(yaml, false);
     assert_int_equal(cfg->n_playbooks, 2);
     assert_string_equal(cfg->playbooks[1]->name, t->name);
     assert_ptr_equal(cfg->playbooks[1]->type, t);
@@ -213,7 +203,7 @@ static void test_type_slack_needs_parameters(void **state)
 static void test_dry_run_argument(void **state)
 {
     (void)state;
-    struct config *cfg = load_ok(minimal, true);
+    struct config *cfg = load_config(minimal, true);
     assert_true(cfg->dry_run);
     assert_true(cfg->playbooks[0]->dry_run);
     config_destroy(cfg);
@@ -221,13 +211,13 @@ static void test_dry_run_argument(void **state)
     /* The flag cannot be undone by the file. */
     char yaml[512];
     snprintf(yaml, sizeof(yaml), "dry_run: false\n%s", minimal);
-    cfg = load_ok(yaml, true);
+    cfg = load_config(yaml, true);
     assert_true(cfg->dry_run);
     assert_true(cfg->playbooks[0]->dry_run);
     config_destroy(cfg);
 
     snprintf(yaml, sizeof(yaml), "dry_run: true\n%s", minimal);
-    cfg = load_ok(yaml, false);
+    cfg = load_config(yaml, false);
     assert_true(cfg->dry_run);
     assert_true(cfg->playbooks[0]->dry_run);
     config_destroy(cfg);
@@ -244,16 +234,16 @@ static void test_env_expansion(void **state)
     assert_int_equal(setenv("PLAYBOOKD_TEST_LONG", long_value, 1), 0);
     assert_int_equal(setenv("PLAYBOOKD_TEST_EMPTY", "", 1), 0);
     assert_int_equal(setenv("PLAYBOOKD_TEST_HOOK", HOOK, 1), 0);
-    struct config *cfg = load_ok("nats:\n"
-                                 "  token: pre-${PLAYBOOKD_TEST_TOKEN}-post\n"
-                                 "  queue_group: \"${PLAYBOOKD_TEST_USER}@${PLAYBOOKD_TEST_TOKEN}$ $x {y}\"\n"
-                                 "  servers: [\"nats://${PLAYBOOKD_TEST_LONG}:1\", \"a${PLAYBOOKD_TEST_EMPTY}b\"]\n"
-                                 "kubernetes: {context: '${PLAYBOOKD_TEST_USER}'}\n"
-                                 "playbooks:\n"
-                                 "  notify: {type: slack, webhook_url: \"${PLAYBOOKD_TEST_HOOK}\"}\n"
-                                 "topics:\n"
-                                 "  \"falco.*.*\": [notify]\n",
-                                 false);
+    struct config *cfg = load_config("nats:\n"
+                                     "  token: pre-${PLAYBOOKD_TEST_TOKEN}-post\n"
+                                     "  queue_group: \"${PLAYBOOKD_TEST_USER}@${PLAYBOOKD_TEST_TOKEN}$ $x {y}\"\n"
+                                     "  servers: [\"nats://${PLAYBOOKD_TEST_LONG}:1\", \"a${PLAYBOOKD_TEST_EMPTY}b\"]\n"
+                                     "kubernetes: {context: '${PLAYBOOKD_TEST_USER}'}\n"
+                                     "playbooks:\n"
+                                     "  notify: {type: slack, webhook_url: \"${PLAYBOOKD_TEST_HOOK}\"}\n"
+                                     "topics:\n"
+                                     "  \"falco.*.*\": [notify]\n",
+                                     false);
     assert_string_equal(cfg->nats.token, "pre-s3cr3t-post");
     assert_string_equal(cfg->nats.queue_group, "alice@s3cr3t$ $x {y}");
     assert_string_equal(cfg->kube.context, "alice");
@@ -511,7 +501,7 @@ static void test_error_webhook_url(void **state)
         char text[512];
         snprintf(text, sizeof(text), "playbooks:\n  n: {type: slack, webhook_url: \"%s\"}\ntopics: {a: [n]}\n",
                  loopback[i]);
-        struct config *ok = load_ok(text, false);
+        struct config *ok = load_config(text, false);
         config_destroy(ok);
     }
 }

@@ -19,15 +19,6 @@
 #define TOPICS "topics: {falco.>: [kill]}\n"
 #define KILL "playbooks:\n  kill: {type: delete-pod}\n" TOPICS
 
-static struct config *load_ok(const char *yaml)
-{
-    struct config *cfg = NULL;
-    struct error err = {{0}};
-    if (config_load_string(&cfg, NAME, yaml, strlen(yaml), false, &err) != 0)
-        fail_msg("config_load_string failed: %s\n--- config:\n%s", err.msg, yaml);
-    return cfg;
-}
-
 static void test_defaults(void **state)
 {
     (void)state;

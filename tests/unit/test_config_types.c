@@ -98,15 +98,6 @@ static void need_stand_ins(void)
     }
 }
 
-static struct config *load_ok(const char *yaml, bool dry_run)
-{
-    struct config *cfg = NULL;
-    struct error err = {{0}};
-    if (config_load_string(&cfg, NAME, yaml, strlen(yaml), dry_run, &err) != 0)
-        fail_msg("config_load_string failed: %s\n--- config:\n%s", err.msg, yaml);
-    return cfg;
-}
-
 static long level_of(const struct playbook *pb)
 {
     return ((const struct noop *)pb->ctx)->level;
@@ -116,11 +107,11 @@ static void test_type_used_directly_is_shared(void **state)
 {
     (void)state;
     need_stand_ins();
-    struct config *cfg = load_ok("topics:\n"
-                                 "  \"falco.*.*\": [test-noop]\n"
-                                 "  falco.notice.terminal_shell_in_container: [test-noop]\n"
-                                 "  falco.>: test-noop\n",
-                                 false);
+    struct config *cfg = load_config("topics:\n"
+                                     "  \"falco.*.*\": [test-noop]\n"
+                                     "  falco.notice.terminal_shell_in_container: [test-noop]\n"
+                                     "  falco.>: test-noop\n",
+                                     false);
     assert_int_equal(cfg->n_playbooks, 1);
     assert_int_equal(inits, 1);
     assert_string_equal(cfg->playbooks[0]->name, "test-noop");
@@ -140,13 +131,13 @@ static void test_named_and_direct(void **state)
 {
     (void)state;
     need_stand_ins();
-    struct config *cfg = load_ok("playbooks:\n"
-                                 "  quiet: {type: test-noop, level: 5}\n"
-                                 "  loud: {type: test-noop, level: 9}\n"
-                                 "topics:\n"
-                                 "  a: [quiet, test-noop, loud]\n"
-                                 "  b: [test-noop, quiet]\n",
-                                 true);
+    struct config *cfg = load_config("playbooks:\n"
+                                     "  quiet: {type: test-noop, level: 5}\n"
+                                     "  loud: {type: test-noop, level: 9}\n"
+                                     "topics:\n"
+                                     "  a: [quiet, test-noop, loud]\n"
+                                     "  b: [test-noop, quiet]\n",
+                                     true);
     assert_int_equal(cfg->n_playbooks, 3);
     assert_string_equal(cfg->playbooks[0]->name, "quiet");
     assert_int_equal(level_of(cfg->playbooks[0]), 5);
@@ -170,11 +161,11 @@ static void test_name_shadows_type(void **state)
     (void)state;
     need_stand_ins();
     /* A playbook named like a type is the one a topic gets: no second instance with defaults. */
-    struct config *cfg = load_ok("playbooks:\n"
-                                 "  test-noop: {type: test-noop, level: 0}\n"
-                                 "topics:\n"
-                                 "  a: [test-noop]\n",
-                                 false);
+    struct config *cfg = load_config("playbooks:\n"
+                                     "  test-noop: {type: test-noop, level: 0}\n"
+                                     "topics:\n"
+                                     "  a: [test-noop]\n",
+                                     false);
     assert_int_equal(cfg->n_playbooks, 1);
     assert_int_equal(level_of(cfg->playbooks[0]), 0);
     config_destroy(cfg);
@@ -216,7 +207,7 @@ static void test_too_many_playbooks(void **state)
             n += (size_t)snprintf(yaml + n, cap - n, "  p%d: {type: test-noop}\n", i);
         snprintf(yaml + n, cap - n, "topics:\n  a: [p0]\n");
         if (count == CONFIG_MAX_PLAYBOOKS) {
-            struct config *cfg = load_ok(yaml, false);
+            struct config *cfg = load_config(yaml, false);
             assert_int_equal(cfg->n_playbooks, CONFIG_MAX_PLAYBOOKS);
             config_destroy(cfg);
         } else {
