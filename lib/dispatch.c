@@ -66,6 +66,7 @@ struct matched {
     uint16_t via[CONFIG_MAX_PLAYBOOKS];
     size_t n;
     bool keyed; /* some playbook acts on the cluster */
+    bool text;  /* some playbook reads the alert as received: the job keeps a copy */
 };
 
 _Static_assert(CONFIG_MAX_RULES <= UINT16_MAX, "a rule index fits in via[]");
@@ -458,6 +459,7 @@ static void take(const struct config *cfg, size_t ri, struct matched *m, uint64_
         m->via[m->n] = (uint16_t)ri;
         m->order[m->n++] = (uint16_t)p;
         m->keyed = m->keyed || cfg->playbooks[p]->type->needs_kube;
+        m->text = m->text || cfg->playbooks[p]->type->wants_alert_text;
     }
 }
 
@@ -498,6 +500,7 @@ static void collect(const struct config *cfg, const int *slots, const struct ale
     char why[RULE_WHY_MAX];
     m->n = 0;
     m->keyed = false;
+    m->text = false;
     for (size_t i = 0; i < cfg->n_rules; i++) {
         const struct rule *r = &cfg->rules[i];
         if (!rule_match(r, a, subject, explain ? why : NULL, sizeof(why))) {
@@ -515,12 +518,13 @@ static void collect(const struct config *cfg, const int *slots, const struct ale
     }
 }
 
-/* A job for the parsed alert a (taken) and its playbooks; NULL when out of memory. */
+/* A job for the parsed alert a (taken) and its playbooks, with a copy of the message data when a playbook
+ * reads it; NULL when out of memory. */
 static struct job *job_create(struct dispatcher *d, const char *subject, struct alert *a, const struct matched *m,
-                              const struct delivery *dl)
+                              const char *data, size_t len, const struct delivery *dl)
 {
-    size_t subject_len = strlen(subject), n = m->n;
-    struct job *job = malloc(sizeof(*job) + 2 * n * sizeof(job->order[0]) + subject_len + 1);
+    size_t subject_len = strlen(subject), n = m->n, text_len = m->text ? len : 0;
+    struct job *job = malloc(sizeof(*job) + 2 * n * sizeof(job->order[0]) + subject_len + 1 + text_len + 1);
     if (job == NULL)
         return NULL;
     memset(job, 0, sizeof(*job));
@@ -536,6 +540,13 @@ static struct job *job_create(struct dispatcher *d, const char *subject, struct 
     char *s = (char *)(job->order + 2 * n);
     memcpy(s, subject, subject_len + 1);
     job->subject = s;
+    if (m->text) {
+        char *text = s + subject_len + 1;
+        memcpy(text, data, len);
+        text[len] = 0;
+        job->alert.text = text;
+        job->alert.text_len = len;
+    }
     job->work.run = job_work_run;
     job->work.drop = job_work_drop;
     dispatcher_ref(d);
@@ -577,7 +588,7 @@ static enum dispatch_status submit(struct dispatcher *d, struct workers *pool, c
         alert_free(&a);
         return finish_early(dl, DISPATCH_DONE, subject);
     }
-    struct job *job = job_create(d, subject, &a, &m, dl);
+    struct job *job = job_create(d, subject, &a, &m, data, len, dl);
     if (job == NULL) {
         alert_free(&a);
         log_kv(LOG_ERROR, "out of memory", "subject", subject, NULL);

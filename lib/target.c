@@ -89,3 +89,18 @@ const char *target_node_protected(const struct playbook_env *env, const cJSON *n
             return env->protected_node_labels->items[i];
     return NULL;
 }
+
+enum outcome target_get_pod(struct kube *k, const struct target *t, struct kube_response *resp,
+                            struct action_result *res)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
+    enum outcome o = kube_get(k, path, "get pod", resp, res);
+    const cJSON *uid =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp->json, "metadata"), "uid");
+    if (resp->status == 404)
+        return action_skip(res, "the pod is gone");
+    if (o == OUTCOME_OK && t->uid != NULL && !(cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0))
+        return action_skip(res, "the pod was replaced: its uid is not the alert's");
+    return o;
+}

@@ -53,6 +53,30 @@ bool text_utf8_valid(const char *data, size_t len)
     return true;
 }
 
+char *text_utf8_sanitize(const char *data, size_t len, size_t *out_len, size_t *replaced)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    char *out = len <= (SIZE_MAX - 1) / 3 ? malloc(len * 3 + 1) : NULL, *o = out; /* a byte: at worst U+FFFD */
+    uint32_t cp;
+    *replaced = 0;
+    if (out == NULL)
+        return NULL;
+    while (len > 0) {
+        size_t n = utf8_decode(p, len, &cp);
+        if (n == 0) {
+            memcpy(o, "\xef\xbf\xbd", 3);
+            o += 3, n = 1, (*replaced)++;
+        } else {
+            memcpy(o, p, n);
+            o += n;
+        }
+        p += n, len -= n;
+    }
+    *o = 0;
+    *out_len = (size_t)(o - out);
+    return out;
+}
+
 /* The largest prefix of s no longer than max bytes that ends on a character boundary. */
 static size_t utf8_prefix(const char *s, size_t max)
 {

@@ -47,21 +47,16 @@ static int taint_node_init(struct playbook *pb, const struct config_node *params
 static enum outcome node_of_pod(struct playbook *pb, const struct target *t, char *node, size_t size,
                                 struct action_result *res)
 {
-    char path[512];
     struct kube_response resp;
-    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    enum outcome o = kube_get(pb->env->kube, path, "get pod", &resp, res);
+    enum outcome o = target_get_pod(pb->env->kube, t, &resp, res);
     const cJSON *name =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"), "nodeName");
-    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"), "uid");
-    if (resp.status == 404)
-        o = action_skip(res, "the pod is gone: its node is unknown");
-    else if (o == OUTCOME_OK && t->uid != NULL && !(cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0))
-        o = action_skip(res, "the pod was replaced: its uid is not the alert's");
-    else if (o == OUTCOME_OK && !(cJSON_IsString(name) && kube_name_subdomain(name->valuestring)))
+    if (o == OUTCOME_OK && !(cJSON_IsString(name) && kube_name_subdomain(name->valuestring)))
         o = action_skip(res, "the pod is not scheduled on a node");
     else if (o == OUTCOME_OK)
         snprintf(node, size, "%s", name->valuestring);
+    else if (resp.status == 404)
+        o = action_skip(res, "the pod is gone: its node is unknown");
     kube_response_free(&resp);
     return o;
 }

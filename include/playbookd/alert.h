@@ -41,6 +41,11 @@ struct alert {
     const struct cJSON *tags;   /* array of strings, or NULL */
     const struct cJSON *fields; /* output_fields object, or NULL */
     char time_buf[48];          /* time rendered from gRPC's {seconds, nanos} form */
+    /* The message as received (valid UTF-8, no NUL), for a playbook that keeps the alert itself (evidence):
+     * set by the dispatcher only when such a playbook runs, else NULL. Re-printing root would lose the
+     * digits of large integers (evt.time in nanoseconds), which cJSON holds as doubles. */
+    const char *text;
+    size_t text_len;
 };
 
 /* Parses one alert. On failure returns -1 with the reason in err, and a holds nothing to free. */

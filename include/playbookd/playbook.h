@@ -53,6 +53,7 @@ struct rbac_rule {
     const char *group;    /* the API group: "" is the core group */
     const char *resource; /* "pods" */
     const char *verb;     /* "get" */
+    bool namespaced;      /* granted only in the namespace the instance names (rbac_namespace), by a Role */
 };
 
 /*
@@ -64,7 +65,10 @@ struct playbook_type {
     const char *name;             /* "slack" */
     bool needs_kube;              /* calls the Kubernetes API (and so records Events: rbac.c adds that) */
     const struct rbac_rule *rbac; /* what its requests need, ended by a NULL resource; NULL: nothing */
-    bool cooldown_per_rule;       /* a notification: its cooldown key is the rule and the target */
+    /* The namespace of its namespaced rules, for one configured instance (NULL when it has none). */
+    const char *(*rbac_namespace)(const struct playbook *pb);
+    bool cooldown_per_rule; /* a notification: its cooldown key is the rule and the target */
+    bool wants_alert_text;  /* run reads a->text, the alert as received (kept only for such types) */
     /* How run finds its target (target.h), or NULL: dispatch asks it on receipt, so that an alert whose
      * every action would be skipped without a request never waits for a worker. */
     enum outcome (*find_target)(const struct alert *a, const struct playbook_env *env, struct target *t,

@@ -11,6 +11,13 @@
 bool text_utf8_valid(const char *data, size_t len);
 
 /*
+ * A copy of data[0..len) that is well-formed UTF-8: every byte that text_utf8_valid would refuse (NUL, a
+ * stray or missing continuation byte, an overlong form, a surrogate) becomes U+FFFD. Malloc'd and
+ * NUL-terminated, its length in *out_len and the bytes replaced in *replaced; NULL when out of memory.
+ */
+char *text_utf8_sanitize(const char *data, size_t len, size_t *out_len, size_t *replaced);
+
+/*
  * Escapes `&`, `<`, `>` as Slack requires, so text cannot mention <!channel> or forge a link. At most
  * max_in bytes of the input are used, cut on a character boundary, with "…" appended when cut.
  * Returns a malloc'd string, or NULL when out of memory.
