@@ -1,6 +1,7 @@
 /*
  * rbac.c: the ClusterRole a config needs (see rbac.h): the rules of the playbook types its topics use,
- * plus Events when any of them calls the API, merged into one rule per resource in a stable order.
+ * plus Events when any of them calls the API, merged into one rule per resource in a stable order; and
+ * for rules a playbook needs in one namespace only (capture-logs' ConfigMaps), a Role and RoleBinding there.
  */
 #include "playbookd/rbac.h"
 
@@ -11,7 +12,8 @@
 #include "playbookd/playbook.h"
 #include "playbookd/rules.h"
 
-#define RBAC_MAX_GRANTS 64 /* distinct (group, resource, verb) triples: a handful today */
+#define RBAC_MAX_GRANTS 64     /* distinct (group, resource, verb) triples: a handful today */
+#define RBAC_MAX_NAMESPACES 16 /* distinct namespaces that namespaced rules name */
 
 static const char *const verb_order[] = {"get",    "list",  "watch",  "create",
                                          "update", "patch", "delete", "deletecollection"};
@@ -49,10 +51,11 @@ static int compare_rules(const void *pa, const void *pb)
     return c;
 }
 
-static int add_rules(struct grants *g, const struct rbac_rule *rules, struct error *err)
+/* Adds the rules that are (namespaced) or are not (!namespaced) granted in one namespace only. */
+static int add_rules(struct grants *g, const struct rbac_rule *rules, bool namespaced, struct error *err)
 {
     for (; rules != NULL && rules->resource != NULL; rules++) {
-        bool seen = false;
+        bool seen = rules->namespaced != namespaced;
         for (size_t i = 0; i < g->n && !seen; i++)
             seen = compare_rules(&g->rule[i], &rules) == 0;
         if (seen)
@@ -109,23 +112,88 @@ static void put_rules(FILE *out, const struct grants *g)
     }
 }
 
+/* The grants of one namespace. */
+struct role {
+    const char *ns;
+    struct grants g;
+};
+
+/* The role of namespace ns in roles[0..*n), added if new. */
+static struct role *role_of(struct role *roles, size_t *n, const char *ns, struct error *err)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(roles[i].ns, ns) == 0)
+            return &roles[i];
+    if (*n == RBAC_MAX_NAMESPACES) {
+        error_set(err, "namespaced permissions in more than %d namespaces", RBAC_MAX_NAMESPACES);
+        return NULL;
+    }
+    roles[*n] = (struct role){.ns = ns};
+    return &roles[(*n)++];
+}
+
+static int compare_roles(const void *pa, const void *pb)
+{
+    return strcmp(((const struct role *)pa)->ns, ((const struct role *)pb)->ns);
+}
+
+/* Adds the namespaced rules of playbook pb to the role of its namespace. */
+static int add_namespaced(struct role *roles, size_t *n, const struct playbook *pb, struct error *err)
+{
+    const struct rbac_rule *r = pb->type->rbac;
+    bool any = false;
+    for (; r != NULL && r->resource != NULL; r++)
+        any = any || r->namespaced;
+    const char *ns = any && pb->type->rbac_namespace != NULL ? pb->type->rbac_namespace(pb) : NULL;
+    if (ns == NULL)
+        return 0;
+    struct role *role = role_of(roles, n, ns, err);
+    return role == NULL ? -1 : add_rules(&role->g, pb->type->rbac, true, err);
+}
+
+/* A Role in its namespace and the RoleBinding that gives it to playbookd's service account. */
+static void put_role(FILE *out, struct role *role)
+{
+    qsort(role->g.rule, role->g.n, sizeof(role->g.rule[0]), compare_rules);
+    fputs("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: " RBAC_ROLE_NAME
+          "\n  namespace: ",
+          out);
+    put_name(out, role->ns);
+    fputc('\n', out);
+    put_rules(out, &role->g);
+    fputs("---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: " RBAC_ROLE_NAME
+          "\n  namespace: ",
+          out);
+    put_name(out, role->ns);
+    fputs("\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: " RBAC_ROLE_NAME
+          "\nsubjects:\n  - kind: ServiceAccount\n    name: " RBAC_SERVICE_ACCOUNT
+          "\n    namespace: " RBAC_SERVICE_ACCOUNT_NAMESPACE "\n",
+          out);
+}
+
 int rbac_print(FILE *out, const struct config *cfg, struct error *err)
 {
     bool used[CONFIG_MAX_PLAYBOOKS] = {false}, kube = false;
     struct grants g = {.n = 0};
+    struct role roles[RBAC_MAX_NAMESPACES];
+    size_t n_roles = 0;
     for (size_t t = 0; t < cfg->n_rules; t++) /* the topics and the rules */
         for (size_t i = 0; i < cfg->rules[t].n_playbooks; i++)
             used[cfg->rules[t].playbooks[i]] = true;
     for (size_t i = 0; i < cfg->n_playbooks; i++) {
-        if (used[i] && add_rules(&g, cfg->playbooks[i]->type->rbac, err) != 0)
+        if (used[i] && (add_rules(&g, cfg->playbooks[i]->type->rbac, false, err) != 0 ||
+                        add_namespaced(roles, &n_roles, cfg->playbooks[i], err) != 0))
             return -1;
         kube = kube || (used[i] && cfg->playbooks[i]->type->needs_kube);
     }
-    if (kube && add_rules(&g, event_rules, err) != 0)
+    if (kube && add_rules(&g, event_rules, false, err) != 0)
         return -1;
     qsort(g.rule, g.n, sizeof(g.rule[0]), compare_rules);
     put_header(out, cfg, used);
     fputs("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: " RBAC_ROLE_NAME "\n", out);
     put_rules(out, &g);
+    qsort(roles, n_roles, sizeof(roles[0]), compare_roles);
+    for (size_t i = 0; i < n_roles; i++)
+        put_role(out, &roles[i]);
     return ferror(out) ? error_set(err, "cannot write the ClusterRole") : 0;
 }

@@ -1,8 +1,9 @@
 /* registry.c: every playbook type playbookd knows, one line each. Adding a playbook: a file and a line. */
 #include "playbookd/playbook.h"
 
-extern const struct playbook_type playbook_slack, playbook_delete_pod, playbook_taint_node, playbook_isolate_pod;
+extern const struct playbook_type playbook_slack, playbook_delete_pod, playbook_taint_node, playbook_isolate_pod,
+    playbook_capture_logs;
 
 const struct playbook_type *const playbook_types[] = {
-    &playbook_slack, &playbook_delete_pod, &playbook_taint_node, &playbook_isolate_pod, NULL,
+    &playbook_slack, &playbook_delete_pod, &playbook_taint_node, &playbook_isolate_pod, &playbook_capture_logs, NULL,
 };

@@ -13,12 +13,18 @@
 #include "playbookd/error.h"
 
 #define RBAC_ROLE_NAME "playbookd"
+/* The service account a Role is bound to, as manifests/rbac.yaml names it. */
+#define RBAC_SERVICE_ACCOUNT "playbookd"
+#define RBAC_SERVICE_ACCOUNT_NAMESPACE "playbookd"
 
 /*
  * Writes the ClusterRole, YAML as manifests/rbac.yaml has it, for the playbooks that cfg's topics use (a
  * playbook defined but named by no topic never runs and adds nothing; a comment lists it). The rules are
  * merged and de-duplicated: one per resource, sorted by API group then resource, verbs in the order of
- * RBAC's documentation (get, list, watch, create, update, patch, delete). 0, or -1 with err set.
+ * RBAC's documentation (get, list, watch, create, update, patch, delete). Rules a playbook needs in one
+ * namespace only (capture-logs: configmaps create in its evidence_namespace) are not in the ClusterRole:
+ * after it come, per such namespace in name order, a Role there and a RoleBinding to playbookd's service
+ * account, each after a "---" line. 0, or -1 with err set.
  */
 int rbac_print(FILE *out, const struct config *cfg, struct error *err);
 
