@@ -1,7 +1,8 @@
 """fake_kube.py: a fake Kubernetes API server for the integration tests.
 
 FakeKube serves, over HTTPS on a loopback port, the REST calls playbookd makes (get, delete and patch
-pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.io Events) and answers them the way
+pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.io Events; read pod logs and
+create ConfigMaps in namespaces that exist) and answers them the way
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
 schemas in shared/k8s-schemas, JSON and merge patches, optimistic concurrency and dryRun=All. It makes its
 own CA and certificates, accepts a bearer token or a client certificate, records every request, and
@@ -119,6 +120,7 @@ ERROR_TYPES = {
     "NotSupported": ("FieldValueNotSupported", "Unsupported value"),
     "Duplicate": ("FieldValueDuplicate", "Duplicate value"),
     "Forbidden": ("FieldValueForbidden", "Forbidden"),
+    "TooLong": ("FieldValueTooLong", "Too long"),
 }
 
 
@@ -1047,6 +1049,85 @@ def fault_answer(fault):
 
 
 # ---------------------------------------------------------------------------------------------------
+# Pod logs (the kubelet's answer through the API server) and ConfigMaps (ValidateConfigMap)
+
+CONFIGMAP_MAX_BYTES = 1024 * 1024  # core.MaxSecretSize: the values of data and binaryData together
+ANNOTATIONS_MAX_BYTES = 256 * 1024  # TotalAnnotationSizeLimitB: keys and values together
+CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def rfc3339_nano(moment):
+    """Go's time.RFC3339Nano as the kubelet writes it before each line: trailing zeros of the fraction cut."""
+    fraction = f"{moment.microsecond * 1000:09d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def log_options(query):
+    """tailLines, limitBytes, timestamps and previous from the query, validated as ValidatePodLogOptions."""
+    def integer(name):
+        value = query.get(name, [None])[0]
+        try:
+            return None if value is None else int(value)
+        except ValueError:
+            raise bad_request(f'strconv.ParseInt: parsing "{value}": invalid syntax') from None
+    tail, limit = integer("tailLines"), integer("limitBytes")
+    errors = []
+    if tail is not None and tail < 0:
+        errors.append(invalid_value("tailLines", tail, "must be greater than or equal to 0"))
+    if limit is not None and limit < 1:
+        errors.append(invalid_value("limitBytes", limit, "must be greater than 0"))
+    flag = lambda name: query.get(name, ["false"])[0] in ("true", "1")
+    return tail, limit, flag("timestamps"), flag("previous"), errors
+
+
+def log_container(pod, name, query):
+    """The container a log request is about, or 400 as the API server words it."""
+    spec = pod["spec"]
+    names = [c["name"] for kind in ("initContainers", "containers", "ephemeralContainers")
+             for c in spec.get(kind) or []]
+    container = query.get("container", [""])[0]
+    if not container:
+        if len(spec["containers"]) == 1:
+            return spec["containers"][0]["name"]
+        choices = " ".join(c["name"] for c in spec["containers"])
+        raise bad_request(f"a container name must be specified for pod {name}, choose one of: [{choices}]")
+    if container not in names:
+        raise bad_request(f"container {container} is not valid for pod {name}")
+    return container
+
+
+def log_text(lines, tail, limit, timestamps):
+    """The lines ((moment, bytes) pairs) as the kubelet sends them: the last `tail`, each with its timestamp
+    and a space when asked, then the first `limit` bytes of that."""
+    chosen = lines if tail is None else lines[max(0, len(lines) - tail):] if tail else []
+    text = b"".join((rfc3339_nano(m).encode() + b" " if timestamps else b"") + line + b"\n" for m, line in chosen)
+    return text if limit is None else text[:limit]
+
+
+def configmap_errors(cm):
+    """ValidateConfigMap: metadata, keys of data and binaryData, no key in both, the total size."""
+    errors = validate_metadata(cm["metadata"])
+    annotations = cm["metadata"].get("annotations") or {}
+    if sum(len(k) + len((v or "").encode()) for k, v in annotations.items()) > ANNOTATIONS_MAX_BYTES:
+        errors.append(field_error("TooLong", "metadata.annotations", OMIT,
+                                  f"may not be more than {ANNOTATIONS_MAX_BYTES} bytes"))
+    data, binary = cm.get("data") or {}, cm.get("binaryData") or {}
+    total = 0
+    for bag, values in (("data", data), ("binaryData", binary)):
+        for key, value in values.items():
+            if not CONFIGMAP_KEY.fullmatch(key) or len(key) > 253 or key in (".", "..") or key.startswith(".."):
+                errors.append(invalid_value(f"{bag}[{key}]", key, "a valid config key must consist of alphanumeric "
+                                            "characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or "
+                                            "'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"))
+            if bag == "binaryData" and key in data:
+                errors.append(invalid_value(f"binaryData[{key}]", key, "duplicate of key present in data"))
+            total += len((value or "").encode()) if bag == "data" else len(base64.b64decode(value or ""))
+    if total > CONFIGMAP_MAX_BYTES:
+        errors.append(field_error("TooLong", "", OMIT, f"may not be more than {CONFIGMAP_MAX_BYTES} bytes"))
+    return errors
+
+
+# ---------------------------------------------------------------------------------------------------
 # The server
 
 ROUTES = [
@@ -1055,6 +1136,8 @@ ROUTES = [
     (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies/([^/]+)"), "policy"),
     (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies"), "policies"),
     (re.compile(r"/apis/events\.k8s\.io/v1/namespaces/([^/]+)/events"), "events"),
+    (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log"), "pod_log"),
+    (re.compile(r"/api/v1/namespaces/([^/]+)/configmaps"), "configmaps"),
 ]
 GENERATED_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -1069,6 +1152,7 @@ class FakeKube:
         self._lock = threading.Lock()
         self._version = 0
         self._pods, self._nodes, self._policies, self._events = {}, {}, {}, {}
+        self._logs, self._configmaps, self._namespaces = {}, {}, {"default", "kube-system"}
         self._requests, self._faults = [], []
         self._flight = {}  # method -> requests of that method being handled now
         self._flight_max = {}  # method -> the most of them handled at once since the last reset
@@ -1157,6 +1241,7 @@ class FakeKube:
                 del pod["spec"]["nodeName"]
                 pod["status"]["phase"] = "Pending"
             self._pods[(namespace, name)] = pod
+            self._namespaces.add(namespace)
             return copy.deepcopy(pod)
 
     def add_node(self, name, taints=None, labels=None):
@@ -1169,6 +1254,46 @@ class FakeKube:
                     "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
             self._nodes[name] = node
             return copy.deepcopy(node)
+
+    def add_namespace(self, name):
+        """A namespace that exists (default, kube-system and every pod's are there already)."""
+        with self._lock:
+            self._namespaces.add(name)
+
+    def set_containers(self, namespace, name, containers, restarts=None, init=(), ephemeral=()):
+        """Gives the pod these containers (names; init and ephemeral ones too) and, in containerStatuses,
+        each one's restartCount from `restarts` (default 0)."""
+        restarts = restarts or {}
+        with self._lock:
+            pod = self._pods[(namespace, name)]
+            spec, status = pod["spec"], pod["status"]
+            spec["containers"] = [{"name": c, "image": "nginx:1.25"} for c in containers]
+            for kind, names in (("initContainers", init), ("ephemeralContainers", ephemeral)):
+                if names:
+                    spec[kind] = [{"name": c, "image": "busybox:1.36"} for c in names]
+            for kind, names in (("containerStatuses", containers), ("initContainerStatuses", init),
+                                ("ephemeralContainerStatuses", ephemeral)):
+                if names:
+                    status[kind] = [{"name": c, "ready": True, "restartCount": restarts.get(c, 0),
+                                     "image": "nginx:1.25", "imageID": "", "started": True} for c in names]
+
+    def set_logs(self, namespace, name, container, lines, previous=False):
+        """The lines (str or bytes, without their line end) the container wrote, one second apart and ending
+        now; previous=True: those of the container before its last restart."""
+        now = datetime.datetime.now(datetime.timezone.utc)
+        encoded = [line.encode() if isinstance(line, str) else line for line in lines]
+        with self._lock:
+            self._logs[(namespace, name, container, previous)] = [
+                (now - datetime.timedelta(seconds=len(encoded) - i, microseconds=-i), line)
+                for i, line in enumerate(encoded)]
+
+    def configmap(self, namespace, name):
+        return self._copy_of(self._configmaps, (namespace, name))
+
+    def configmaps(self, namespace=None):
+        """Every ConfigMap (of the namespace), by name."""
+        with self._lock:
+            return {n: copy.deepcopy(cm) for (ns, n), cm in self._configmaps.items() if namespace in (None, ns)}
 
     def _copy_of(self, table, key):
         with self._lock:
@@ -1404,6 +1529,29 @@ class FakeKube:
         return self._create(event, namespace, dry, missing, lambda e: validate_event(e, namespace), self._events,
                             ("Event", "events", "events.k8s.io"))
 
+    def _get_pod_log(self, req, namespace, name):
+        """The container's log as text/plain (bytes: _send passes them on as they are)."""
+        tail, limit, timestamps, previous, errors = log_options(req.query)
+        with self._lock:
+            pod = self._lookup(self._pods, (namespace, name), "pods", name)
+            if errors:
+                raise invalid("PodLogOptions", "", name, errors)
+            container = log_container(pod, name, req.query)
+            lines = self._logs.get((namespace, name, container, previous))
+            if previous and lines is None:
+                raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+            return 200, log_text(lines or [], tail, limit, timestamps)
+
+    def _post_configmaps(self, req, namespace):
+        check_json_content_type(req.headers)
+        dry = dry_run(req.query.get("dryRun"), "CreateOptions")
+        cm, missing = decode_created(req.body, "ConfigMap", "v1", "configmap-v1.json")
+        with self._lock:
+            if namespace not in self._namespaces:  # the NamespaceLifecycle admission plugin, dry run or not
+                raise not_found("namespaces", namespace)
+        return self._create(cm, namespace, dry, missing, configmap_errors, self._configmaps,
+                            ("ConfigMap", "configmaps", ""))
+
     def _create(self, obj, namespace, dry, missing, validate, table, names):
         kind, resource, group = names
         meta = obj["metadata"]
@@ -1546,9 +1694,10 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _send(self, code, body, headers):
-        data = json.dumps(body, separators=(",", ":")).encode() + b"\n"
+        text = isinstance(body, bytes)  # a pod log
+        data = body if text else json.dumps(body, separators=(",", ":")).encode() + b"\n"
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", "text/plain" if text else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for name, value in headers:
             self.send_header(name, value)

@@ -104,7 +104,7 @@ static void test_errors(void **state)
                 NAME ":4:12: key 'name': a rule name has no control characters");
     check_error(RULES "  - {name: a, playbooks: [nope]}\n",
                 NAME ":4:27: 'nope' is neither a playbook defined under 'playbooks' nor a type (slack, delete-pod, "
-                     "taint-node, isolate-pod)");
+                     "taint-node, isolate-pod, capture-logs)");
     check_error(RULES "  - {name: a}\n", NAME ":4:5: missing 'playbooks': the playbooks this rule runs");
     check_error(RULES "  - {name: a, playbooks: []}\n", NAME ":4:26: key 'playbooks': expected a list of playbooks");
     check_error(RULES "  - {name: a, match: {subjects: [\"falco.>.x\"]}, playbooks: [kill]}\n",
