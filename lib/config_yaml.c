@@ -251,6 +251,20 @@ static int read_children(struct reader *r, struct config_node *node, int depth, 
     }
 }
 
+/* YAML 1.2's null: a plain (unquoted) scalar null, Null, NULL, ~ or nothing, untagged or tagged !!null; a
+ * quoted "null" or a !!str one is a string. */
+static bool scalar_is_null(const yaml_event_t *ev)
+{
+    static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+    const char *tag = (const char *)ev->data.scalar.tag;
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE || (tag != NULL && strcmp(tag, YAML_NULL_TAG) != 0))
+        return false;
+    for (size_t i = 0; i < sizeof(nulls) / sizeof(nulls[0]); i++)
+        if (strcmp((const char *)ev->data.scalar.value, nulls[i]) == 0)
+            return true;
+    return false;
+}
+
 /* Builds node from the event that starts it; the caller deletes that event. */
 static int read_node(struct reader *r, yaml_event_t *ev, struct config_node *node, int depth)
 {
@@ -262,6 +276,7 @@ static int read_node(struct reader *r, yaml_event_t *ev, struct config_node *nod
         rc = mark_error(r, &ev->start_mark, "nested too deeply");
     } else if (ev->type == YAML_SCALAR_EVENT) {
         node->kind = NODE_SCALAR;
+        node->is_null = scalar_is_null(ev);
         rc = scalar_has_nul(r, ev) ? -1 : expand(r, ev, &node->value);
     } else if (ev->type == YAML_MAPPING_START_EVENT) {
         node->kind = NODE_MAP;

@@ -299,6 +299,31 @@ bool kube_patch_test_failed(const cJSON *status)
     return false;
 }
 
+cJSON *kube_patch_metadata(cJSON *patch, const char *uid, const char *resource_version)
+{
+    cJSON *meta = cJSON_AddObjectToObject(patch, "metadata");
+    if (meta != NULL && uid != NULL && cJSON_AddStringToObject(meta, "uid", uid) == NULL)
+        return NULL;
+    if (meta != NULL && resource_version != NULL &&
+        cJSON_AddStringToObject(meta, "resourceVersion", resource_version) == NULL)
+        return NULL;
+    return meta;
+}
+
+bool kube_patch_uid_refused(struct kube_response *resp)
+{
+    if (resp->status != 422)
+        return false;
+    const cJSON *details = cJSON_GetObjectItemCaseSensitive(kube_response_json(resp), "details");
+    const cJSON *causes = cJSON_GetObjectItemCaseSensitive(details, "causes"), *cause;
+    cJSON_ArrayForEach (cause, causes) {
+        const cJSON *field = cJSON_GetObjectItemCaseSensitive(cause, "field");
+        if (cJSON_IsString(field) && strcmp(field->valuestring, "metadata.uid") == 0)
+            return true;
+    }
+    return false;
+}
+
 void kube_record_event(struct kube *k, const struct kube_event *ev)
 {
     kube_events_record(k->events, ev);

@@ -1,4 +1,7 @@
-/* target.c: from an alert to the pod or node to act on, with every name checked before use. */
+/*
+ * target.c: from an alert to the pod or node to act on, with every name checked before use; and what every
+ * node playbook does alike: find the node, read it (protected nodes skipped) and patch it.
+ */
 #include "playbookd/target.h"
 
 #include <cjson/cJSON.h>
@@ -102,5 +105,76 @@ enum outcome target_get_pod(struct kube *k, const struct target *t, struct kube_
         return action_skip(res, "the pod is gone");
     if (o == OUTCOME_OK && t->uid != NULL && !(cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0))
         return action_skip(res, "the pod was replaced: its uid is not the alert's");
+    return o;
+}
+
+/* The node the pod runs on, copied into node. */
+static enum outcome node_of_pod(const struct playbook_env *env, const struct target *t, char *node, size_t size,
+                                struct action_result *res)
+{
+    struct kube_response resp;
+    enum outcome o = target_get_pod(env->kube, t, &resp, res);
+    const cJSON *name =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"), "nodeName");
+    if (o == OUTCOME_OK && !(cJSON_IsString(name) && kube_name_subdomain(name->valuestring)))
+        o = action_skip(res, "the pod is not scheduled on a node");
+    else if (o == OUTCOME_OK)
+        snprintf(node, size, "%s", name->valuestring);
+    else if (resp.status == 404)
+        o = action_skip(res, "the pod is gone: its node is unknown");
+    kube_response_free(&resp);
+    return o;
+}
+
+enum outcome target_node(const struct alert *a, const struct playbook_env *env, char node[TARGET_NODE_MAX],
+                         struct action_result *res)
+{
+    struct target t;
+    enum outcome o = target_pod_or_host(a, env, &t, res);
+    if (o == OUTCOME_OK && t.host)
+        snprintf(node, TARGET_NODE_MAX, "%s", t.node);
+    else if (o == OUTCOME_OK)
+        o = node_of_pod(env, &t, node, TARGET_NODE_MAX, res);
+    if (o == OUTCOME_OK)
+        snprintf(res->target, sizeof(res->target), "node %s", node);
+    return o;
+}
+
+enum outcome target_node_read(const struct playbook_env *env, const char *node, struct kube_response *resp,
+                              struct action_result *res)
+{
+    char path[320];
+    snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
+    enum outcome o = kube_get(env->kube, path, "get node", resp, res);
+    if (o != OUTCOME_OK)
+        return o;
+    const char *label = target_node_protected(env, resp->json);
+    if (label != NULL)
+        return action_skip(res, "protected node: it has the label %s", label);
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(resp->json, "metadata");
+    if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion")))
+        return action_fail(res, false, "get node: no metadata.resourceVersion");
+    return OUTCOME_OK;
+}
+
+enum outcome target_node_patch(const struct playbook *pb, const char *node, char *body, const char *doing,
+                               struct action_result *res)
+{
+    char path[320];
+    struct kube_response resp;
+    if (body == NULL)
+        return action_fail(res, true, "out of memory");
+    snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
+    kube_send(pb->env->kube, "PATCH", path, "application/merge-patch+json", body, pb->dry_run, &resp);
+    enum outcome o;
+    if (resp.status == 200)
+        o = playbook_changed(pb);
+    else if (resp.status == 404)
+        o = action_skip(res, "the node is gone");
+    else if (resp.status == 409 || kube_patch_uid_refused(&resp))
+        o = action_fail(res, true, "the node changed while it was being %s (HTTP %ld)", doing, resp.status);
+    else
+        o = kube_failure(&resp, "patch node", res);
+    kube_response_free(&resp);
     return o;
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "playbookd/kube.h"
+#include "playbookd/labels.h"
 #include "playbookd/playbook.h"
 #include "playbookd/selector.h"
 #include "playbookd/target.h"
@@ -144,40 +145,13 @@ static enum outcome ensure_policy(struct playbook *pb, const struct target *t, s
     return o;
 }
 
-static char *label_patch(const struct isolate_pod *p, const struct target *t)
-{
-    cJSON *patch = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(patch, "metadata");
-    if (t->uid != NULL)
-        cJSON_AddStringToObject(meta, "uid", t->uid); /* the server refuses to change a uid */
-    cJSON_AddStringToObject(cJSON_AddObjectToObject(meta, "labels"), p->label_key, p->label_value);
-    char *json = cJSON_PrintUnformatted(patch);
-    cJSON_Delete(patch);
-    return json;
-}
-
-/* Adds the label; *pod is the pod as the API server answered (dry run: as it would be), for the caller
- * to free. */
+/* Adds the label (labels.c: a merge patch with the pod's uid); *pod is the pod as the API server answered (dry
+ * run: as it would be), for the caller to free. */
 static enum outcome label_pod(struct playbook *pb, const struct target *t, cJSON **pod, struct action_result *res)
 {
-    char path[512], *body = label_patch(pb->ctx, t);
-    if (body == NULL)
-        return action_fail(res, true, "out of memory");
-    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    struct kube_response resp;
-    kube_send(pb->env->kube, "PATCH", path, "application/merge-patch+json", body, pb->dry_run, &resp);
-    enum outcome o = OUTCOME_OK;
-    if (resp.status == 200 && kube_response_json(&resp) == NULL)
-        o = action_fail(res, true, "label pod: the answer is not JSON");
-    else if (resp.status == 200)
-        *pod = resp.json, resp.json = NULL; /* taken */
-    else if (resp.status == 404)
-        o = action_skip(res, "the pod is gone");
-    else if (resp.status == 409 || (resp.status == 422 && t->uid != NULL && strstr(resp.message, "uid")))
-        o = action_skip(res, "the pod was replaced: its uid is not the alert's");
-    else
-        o = kube_failure(&resp, "label pod", res);
-    kube_response_free(&resp);
-    return o;
+    struct isolate_pod *p = pb->ctx;
+    const struct label_change label = {.key = p->label_key, .value = p->label_value};
+    return label_pod_patch(pb, t, &label, 1, pod, res);
 }
 
 static const cJSON *labels_of(const cJSON *pod)

@@ -3,7 +3,8 @@
  * API), or for a host event the node named by the alert's hostname. Node.spec.taints is an atomic list,
  * so the taint is added with a JSON patch guarded by a test of metadata.resourceVersion: existing taints
  * are kept and a concurrent writer is never overwritten (a stale version is retried from a fresh GET).
- * A protected node (a label of protected_nodes, read from the same GET) is never tainted.
+ * A protected node (a label of protected_nodes, read from the same GET) is never tainted. Finding and reading
+ * the node is target.c's, shared by every node playbook.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -41,24 +42,6 @@ static int taint_node_init(struct playbook *pb, const struct config_node *params
     if (!kube_label_value(t->value))
         return config_node_error(err, config_node_get(params, "value"), "not a valid taint value");
     return 0;
-}
-
-/* The node the pod runs on, copied into node. */
-static enum outcome node_of_pod(struct playbook *pb, const struct target *t, char *node, size_t size,
-                                struct action_result *res)
-{
-    struct kube_response resp;
-    enum outcome o = target_get_pod(pb->env->kube, t, &resp, res);
-    const cJSON *name =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "spec"), "nodeName");
-    if (o == OUTCOME_OK && !(cJSON_IsString(name) && kube_name_subdomain(name->valuestring)))
-        o = action_skip(res, "the pod is not scheduled on a node");
-    else if (o == OUTCOME_OK)
-        snprintf(node, size, "%s", name->valuestring);
-    else if (resp.status == 404)
-        o = action_skip(res, "the pod is gone: its node is unknown");
-    kube_response_free(&resp);
-    return o;
 }
 
 static bool has_taint(const cJSON *taints, const struct taint_node *t)
@@ -114,11 +97,9 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
 {
     const struct taint_node *t = pb->ctx;
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
-    const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"); /* checked when read */
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(node, "spec");
     const cJSON *taints = cJSON_GetObjectItemCaseSensitive(spec, "taints");
-    if (!cJSON_IsString(version))
-        return action_fail(res, false, "get node: no metadata.resourceVersion");
     *wrote = false;
     if (has_taint(taints, t)) {
         strncat(res->target, " (already tainted)", sizeof(res->target) - strlen(res->target) - 1);
@@ -143,24 +124,15 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
 
 static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, struct action_result *res)
 {
-    struct target t;
-    char node[254], path[320];
-    enum outcome o = target_pod_or_host(a, pb->env, &t, res);
-    if (o == OUTCOME_OK && t.host)
-        snprintf(node, sizeof(node), "%s", t.node);
-    else if (o == OUTCOME_OK)
-        o = node_of_pod(pb, &t, node, sizeof(node), res);
+    char node[TARGET_NODE_MAX], path[320];
+    enum outcome o = target_node(a, pb->env, node, res);
     if (o != OUTCOME_OK)
         return o;
-    snprintf(res->target, sizeof(res->target), "node %s", node);
     snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
     struct kube_response resp;
     bool wrote = false;
-    o = kube_get(pb->env->kube, path, "get node", &resp, res);
-    const char *label = o == OUTCOME_OK ? target_node_protected(pb->env, resp.json) : NULL;
-    if (label != NULL)
-        o = action_skip(res, "protected node: it has the label %s", label);
-    else if (o == OUTCOME_OK)
+    o = target_node_read(pb->env, node, &resp, res);
+    if (o == OUTCOME_OK)
         o = patch_node(pb, path, resp.json, &wrote, res);
     if (wrote)
         playbook_record_event(pb, a, "Node", NULL, node, NULL, "TaintNode");

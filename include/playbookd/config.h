@@ -22,6 +22,7 @@ struct config_node {
     const char *file;
     char *key;                /* set on the children of a map */
     char *value;              /* scalars, after ${VAR} expansion */
+    bool is_null;             /* a plain scalar YAML reads as null: null, Null, NULL, ~ or nothing ("" is not) */
     int line, column;         /* of the value */
     int key_line, key_column; /* of the key, for the children of a map */
     struct config_node *children;

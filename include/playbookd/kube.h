@@ -117,6 +117,17 @@ enum outcome kube_get(struct kube *k, const char *path, const char *what, struct
 bool kube_patch_test_failed(const struct cJSON *status);
 
 /*
+ * Adds "metadata" to a merge patch object with the preconditions the API server checks, each when not NULL:
+ * uid (a uid cannot change, so another object of the same name is refused: 422, see kube_patch_uid_refused)
+ * and resourceVersion (409 Conflict when the object changed since it was read). Returns that metadata
+ * object, for the caller's labels or annotations; NULL when out of memory.
+ */
+struct cJSON *kube_patch_metadata(struct cJSON *patch, const char *uid, const char *resource_version);
+
+/* True if a PATCH answer (422 Invalid) refused the patch's metadata.uid: the object is not the one meant. */
+bool kube_patch_uid_refused(struct kube_response *resp);
+
+/*
  * An events.k8s.io/v1 Event on the object acted on. Best effort and asynchronous: kube_record_event builds
  * the Event from ev at once (ev and its strings may be freed when it returns), queues it without blocking
  * and returns. Every Event is counted by metrics_event: "ok" (created), "failed" (logged as "event not

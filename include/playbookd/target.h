@@ -49,4 +49,36 @@ enum outcome target_get_pod(struct kube *k, const struct target *t, struct kube_
  */
 const char *target_node_protected(const struct playbook_env *env, const struct cJSON *node);
 
+/* Set by cordon-node when it cordoned a node itself (never on a node someone else cordoned): only such a cordon
+ * is playbookd's to undo. */
+#define TARGET_CORDONED_BY "playbookd.io/cordoned-by"
+#define TARGET_CORDONED_BY_VALUE "playbookd"
+
+#define TARGET_NODE_MAX 254 /* a node name (DNS-1123 subdomain, at most 253) and its NUL */
+
+/*
+ * The node a node playbook acts on, as target_pod_or_host finds the alert's subject: for a host event the
+ * node named by its hostname, else the node the pod runs on (spec.nodeName, read with a GET of the pod
+ * whose uid must be the alert's when the alert has one). Copies it into node (TARGET_NODE_MAX bytes) and
+ * sets res->target to "node NAME"; a pod gone, replaced or not scheduled is skipped.
+ */
+enum outcome target_node(const struct alert *a, const struct playbook_env *env, char node[TARGET_NODE_MAX],
+                         struct action_result *res);
+
+/*
+ * GETs the node into resp (the caller frees it either way): OUTCOME_OK with the Node in resp->json, which has
+ * a metadata.resourceVersion; a protected node (target_node_protected) is skipped, naming its label.
+ */
+enum outcome target_node_read(const struct playbook_env *env, const char *node, struct kube_response *resp,
+                              struct action_result *res);
+
+/*
+ * PATCHes the node with a merge patch (body, taken) that carries the uid and resourceVersion of the node as
+ * read (see kube_patch_metadata), and words the answer: the change (dry-run in dry run); a node gone is
+ * skipped; a node that changed or was replaced since it was read fails transient, so the retry reads it
+ * again; else the failure ("patch node: HTTP 403 ..."). `doing` says what in messages: "labelled".
+ */
+enum outcome target_node_patch(const struct playbook *pb, const char *node, char *body, const char *doing,
+                               struct action_result *res);
+
 #endif
