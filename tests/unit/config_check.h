@@ -4,9 +4,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "playbookd/config.h"
+#include "playbookd/playbook.h"
 
 #define NAME "test.yaml"
 
@@ -38,6 +40,17 @@ static inline struct config *load_config(const char *yaml, bool dry_run)
 static inline struct config *load_ok(const char *yaml)
 {
     return load_config(yaml, false);
+}
+
+/* "slack, ..." as the library lists the registered types in messages. */
+static inline const char *type_list(void)
+{
+    static char buf[256];
+    size_t n = 0;
+    buf[0] = 0;
+    for (const struct playbook_type *const *t = playbook_types; *t != NULL && n < sizeof(buf); t++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? ", " : "", (*t)->name);
+    return buf;
 }
 
 #endif

@@ -25,17 +25,6 @@ static const char minimal[] = "playbooks:\n"
                               "topics:\n"
                               "  \"falco.*.*\": [notify]\n";
 
-/* "slack, ..." as the library lists the registered types in messages. */
-static const char *type_list(void)
-{
-    static char buf[256];
-    size_t n = 0;
-    buf[0] = 0;
-    for (const struct playbook_type *const *t = playbook_types; *t != NULL && n < sizeof(buf); t++)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? ", " : "", (*t)->name);
-    return buf;
-}
-
 static void test_defaults(void **state)
 {
     (void)state;

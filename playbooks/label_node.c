@@ -1,0 +1,70 @@
+/*
+ * label_node.c: the `label-node` playbook. Sets (or, for a null value, removes) the configured labels on the
+ * node taint-node would taint (target.c: the pod's node, or the host event's). The node is read first: a
+ * protected node is skipped, and a node that already has the labels is left as it is ("already labelled",
+ * no write, no Event). The merge patch carries the node's uid and resourceVersion as read, so a node that
+ * changed in between (it may have become protected) is read again on the retry, never overwritten.
+ */
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "playbookd/kube.h"
+#include "playbookd/labels.h"
+#include "playbookd/playbook.h"
+#include "playbookd/target.h"
+
+/* Patches the node read (its JSON) unless it has the labels; *wrote: the API server accepted a patch. */
+static enum outcome label_node(struct playbook *pb, const char *node, const cJSON *read, bool *wrote,
+                               struct action_result *res)
+{
+    const struct labels_ctx *l = pb->ctx;
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(read, "metadata");
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"); /* checked when read */
+    if (label_set_applied(&l->set, cJSON_GetObjectItemCaseSensitive(meta, "labels"))) {
+        strncat(res->target, " (already labelled)", sizeof(res->target) - strlen(res->target) - 1);
+        return OUTCOME_OK;
+    }
+    char *body =
+        label_patch(l->set.items, l->set.n, cJSON_IsString(uid) ? uid->valuestring : NULL, version->valuestring);
+    enum outcome o = target_node_patch(pb, node, body, "labelled", res);
+    *wrote = o == OUTCOME_OK || o == OUTCOME_DRY_RUN;
+    return o;
+}
+
+static enum outcome label_node_run(struct playbook *pb, const struct alert *a, struct action_result *res)
+{
+    char node[TARGET_NODE_MAX];
+    struct kube_response resp;
+    bool wrote = false;
+    enum outcome o = target_node(a, pb->env, node, res);
+    if (o != OUTCOME_OK)
+        return o;
+    o = target_node_read(pb->env, node, &resp, res);
+    if (o == OUTCOME_OK)
+        o = label_node(pb, node, resp.json, &wrote, res);
+    if (wrote)
+        playbook_record_event(pb, a, "Node", NULL, node, NULL, "LabelNode");
+    kube_response_free(&resp);
+    return o;
+}
+
+/* GET the pod (its node, unless a host event names it), GET and PATCH the node: as taint-node. */
+static const struct rbac_rule label_node_rbac[] = {
+    {.group = "", .resource = "pods", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "patch"},
+    {0},
+};
+
+const struct playbook_type playbook_label_node = {
+    .name = "label-node",
+    .needs_kube = true,
+    .rbac = label_node_rbac,
+    .find_target = target_pod_or_host,
+    .params = labels_params,
+    .ctx_size = sizeof(struct labels_ctx),
+    .init = labels_init,
+    .run = label_node_run,
+    .destroy = labels_destroy,
+};
