@@ -820,7 +820,23 @@ def decode_node(node):
 
 def validate_node_update(node):
     """ValidateNode's rules first; a field the schemas require but those rules miss comes after."""
-    return validate_node(node) or node_schema_problems(node).missing
+    return validate_node(node) + validate_annotations(node["metadata"]) or node_schema_problems(node).missing
+
+
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+
+
+def validate_annotations(meta):
+    """apimachinery's ValidateAnnotations: each key a qualified name (checked lowercased), keys and values
+    together at most 256 KiB."""
+    annotations = meta.get("annotations") or {}
+    errors = [invalid_value("metadata.annotations", key, m) for key in annotations
+              for m in qualified_name_errors(key.lower())]
+    size = sum(len(k) + len(v or "") for k, v in annotations.items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        errors.append(field_error("TooLong", "metadata.annotations", detail=f"may not be more than "
+                                  f"{ANNOTATIONS_MAX_BYTES} bytes"))
+    return errors
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1294,6 +1310,13 @@ class FakeKube:
         """Every ConfigMap (of the namespace), by name."""
         with self._lock:
             return {n: copy.deepcopy(cm) for (ns, n), cm in self._configmaps.items() if namespace in (None, ns)}
+
+    def cordon_node(self, name):
+        """`kubectl cordon`: spec.unschedulable true, by someone else than playbookd (no annotation)."""
+        with self._lock:
+            node = self._nodes[name]
+            node.setdefault("spec", {})["unschedulable"] = True
+            node["metadata"]["resourceVersion"] = self._bump()
 
     def _copy_of(self, table, key):
         with self._lock:
