@@ -124,6 +124,12 @@ static struct curl_slist *request_headers(const struct http_request *req)
         }
         h = more;
     }
+    for (size_t i = 0; h != NULL && i < req->n_headers; i++) {
+        struct curl_slist *more = curl_slist_append(h, req->headers[i]);
+        if (more == NULL)
+            curl_slist_free_all(h);
+        h = more;
+    }
     return h;
 }
 

@@ -36,6 +36,8 @@ struct http_request {
     const char *body;
     size_t body_len;
     const char *bearer;         /* Authorization: Bearer, or NULL */
+    const char *const *headers; /* n_headers more lines "Name: value", checked by the caller (they may hold secrets) */
+    size_t n_headers;
     const struct http_tls *tls; /* or NULL */
     long timeout_ms;            /* whole request; 0: 10 s */
     long connect_timeout_ms;    /* 0: 5 s */

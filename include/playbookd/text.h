@@ -25,6 +25,16 @@ char *text_utf8_sanitize(const char *data, size_t len, size_t *out_len, size_t *
 char *text_slack_escape(const char *in, size_t max_in);
 
 /*
+ * Escapes text for Microsoft Teams' markdown (Adaptive Card TextBlock and Fact values, a CommonMark subset):
+ * a backslash before every character it could read as syntax (`\\`, `*`, `_`, `[`, `]`, `(`, `)`, `<`, `>`,
+ * `#`, `` ` ``, `~`, `&`; `-` and `+` first, `.` after leading digits), and controls, line breaks, bidi
+ * overrides and invalid bytes shown as text_escape_char writes them (\n, \u202e), their backslash escaped:
+ * one line that cannot mention, link or format. At most max_in bytes of the input, cut on a character
+ * boundary, "…" appended when cut. Returns a malloc'd string, or NULL when out of memory.
+ */
+char *text_teams_escape(const char *in, size_t max_in);
+
+/*
  * One character of s, escaped for a single line of a log or a result (JSON string rules, used for text too):
  * '"' and the backslash get a backslash, newline and tab become \n and \t; other C0 controls, DEL, C1 controls
  * (U+0080-U+009F), U+2028, U+2029 and the bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069) become

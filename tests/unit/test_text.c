@@ -85,14 +85,26 @@ static void test_utf8_invalid(void **state)
     check_valid("ab\xff", 2, true);
 }
 
-static void check_escape(const char *in, size_t max_in, const char *expected)
+/* Checks escape(in, max_in) (text_slack_escape or text_teams_escape) against expected. */
+static void check_escape_with(char *(*escape)(const char *, size_t), const char *in, size_t max_in,
+                              const char *expected)
 {
-    char *out = text_slack_escape(in, max_in);
+    char *out = escape(in, max_in);
     assert_non_null(out);
     if (strcmp(out, expected) != 0)
-        fail_msg("text_slack_escape(\"%s\", %zu): expected \"%s\", got \"%s\"", in, max_in, expected, out);
+        fail_msg("escape(\"%s\", %zu): expected \"%s\", got \"%s\"", in, max_in, expected, out);
     assert_true(text_utf8_valid(out, strlen(out)));
     free(out);
+}
+
+static void check_escape(const char *in, size_t max_in, const char *expected)
+{
+    check_escape_with(text_slack_escape, in, max_in, expected);
+}
+
+static void check_teams(const char *in, size_t max_in, const char *expected)
+{
+    check_escape_with(text_teams_escape, in, max_in, expected);
 }
 
 static void test_slack_escape(void **state)
@@ -281,6 +293,28 @@ static void test_redact_url(void **state)
     assert_null(strstr(small, "secret"));
 }
 
+static void test_teams_escape(void **state)
+{
+    (void)state;
+    check_teams("plain text 10.0.0.1", 100, "plain text 10.0.0.1");
+    check_teams("<at>x</at>", 100, "\\<at\\>x\\</at\\>");
+    check_teams("[a](http://e)", 100, "\\[a\\]\\(http://e\\)");
+    check_teams("**b** _i_ `c` ~~s~~ # h &amp;", 100, "\\*\\*b\\*\\* \\_i\\_ \\`c\\` \\~\\~s\\~\\~ \\# h \\&amp;");
+    check_teams("- item", 100, "\\- item");
+    check_teams("+ item", 100, "\\+ item");
+    check_teams("a - b + c", 100, "a - b + c"); /* list markers count at the start only */
+    check_teams("12. item", 100, "12\\. item");
+    check_teams("v1.2", 100, "v1.2");
+    check_teams("back\\slash \"q\"", 100, "back\\\\slash \"q\"");
+    check_teams("a\nb\tc\r", 100, "a\\\\nb\\\\tc\\\\u000d");
+    check_teams("x\xe2\x80\xaey", 100, "x\\\\u202ey"); /* U+202E RIGHT-TO-LEFT OVERRIDE */
+    check_teams("\xc3\xa9t\xc3\xa9", 100, "\xc3\xa9t\xc3\xa9");
+    check_teams("", 100, "");
+    check_teams("abcdef", 3, "abc\xe2\x80\xa6");
+    check_teams("a\xc3\xa9", 2, "a\xe2\x80\xa6"); /* cut on a character boundary */
+    check_teams("***", 2, "\\*\\*\xe2\x80\xa6");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,7 +322,7 @@ int main(void)
         cmocka_unit_test(test_slack_escape),   cmocka_unit_test(test_slack_escape_truncation),
         cmocka_unit_test(test_text_copy),      cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_bounded), cmocka_unit_test(test_escape_line_keeps_quotes),
-        cmocka_unit_test(test_redact_url),
+        cmocka_unit_test(test_redact_url),     cmocka_unit_test(test_teams_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
