@@ -2,10 +2,19 @@
 #include "playbookd/playbook.h"
 
 extern const struct playbook_type playbook_slack, playbook_delete_pod, playbook_taint_node, playbook_isolate_pod,
-    playbook_capture_logs, playbook_label_pod, playbook_label_node, playbook_cordon_node;
+    playbook_capture_logs, playbook_label_pod, playbook_label_node, playbook_cordon_node, playbook_webhook,
+    playbook_teams;
 
 const struct playbook_type *const playbook_types[] = {
-    &playbook_slack,       &playbook_delete_pod,   &playbook_taint_node,
-    &playbook_isolate_pod, &playbook_capture_logs, &playbook_label_pod,
-    &playbook_label_node,  &playbook_cordon_node,  NULL,
+    &playbook_slack,
+    &playbook_delete_pod,
+    &playbook_taint_node,
+    &playbook_isolate_pod,
+    &playbook_capture_logs,
+    &playbook_label_pod,
+    &playbook_label_node,
+    &playbook_cordon_node,
+    &playbook_webhook,
+    &playbook_teams,
+    NULL,
 };

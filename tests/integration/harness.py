@@ -268,22 +268,45 @@ def js_request(port, subject, body=None):
         client.close()
 
 
-class FakeSlack:
+class Receiver:
+    """An HTTP receiver on a free loopback port, served from a thread, with scripted statuses per path
+    (statuses[path]: a list, the last one repeats; default otherwise)."""
+
+    def __init__(self, handler, default_status):
+        self.statuses = {}
+        self.default_status = default_status
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def next_status(self, path):
+        """The status to answer on path (call with the lock held)."""
+        script = self.statuses.get(path, [self.default_status])
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeSlack(Receiver):
     """An incoming-webhook receiver: answers "ok" (or scripted statuses per path) and keeps every post."""
 
     def __init__(self):
         self.posts = []  # (path, parsed JSON body)
-        self.statuses = {}  # path -> list of statuses to answer, the last one repeats
         self.delay = 0.0  # seconds to wait before answering, to keep actions in flight
-        self.lock = threading.Lock()
         slack = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with slack.lock:
-                    script = slack.statuses.get(self.path, [200])
-                    status = script.pop(0) if len(script) > 1 else script[0]
+                    status = slack.next_status(self.path)
                     slack.posts.append((self.path, json.loads(body), self.headers.get("Content-Type")))
                 time.sleep(slack.delay)
                 reply = b"ok" if status == 200 else b"internal_error"
@@ -295,21 +318,11 @@ class FakeSlack:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
+        super().__init__(Handler, 200)
 
     def received(self, path):
         with self.lock:
             return [body for p, body, _ in self.posts if p == path]
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 RUNNING = []  # every Process started; conftest stops what a failed test left running
