@@ -268,6 +268,11 @@ def js_request(port, subject, body=None):
         client.close()
 
 
+class _ReceiverServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the listen backlog: 64 workers may connect at once (the default, 5, drops SYNs)
+
+
 class Receiver:
     """An HTTP receiver on a free loopback port, served from a thread, with scripted statuses per path
     (statuses[path]: a list, the last one repeats; default otherwise)."""
@@ -276,7 +281,7 @@ class Receiver:
         self.statuses = {}
         self.default_status = default_status
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server = _ReceiverServer(("127.0.0.1", 0), handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
