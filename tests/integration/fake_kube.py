@@ -2,7 +2,8 @@
 
 FakeKube serves, over HTTPS on a loopback port, the REST calls playbookd makes (get, delete and patch
 pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.io Events; read pod logs and
-create ConfigMaps in namespaces that exist) and answers them the way
+create ConfigMaps in namespaces that exist; evict pods under PodDisruptionBudgets; get apps/v1 Deployments,
+ReplicaSets, StatefulSets and DaemonSets) and answers them the way
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
 schemas in shared/k8s-schemas, JSON and merge patches, optimistic concurrency and dryRun=All. It makes its
 own CA and certificates, accepts a bearer token or a client certificate, records every request, and
@@ -1142,12 +1143,256 @@ def configmap_errors(cm):
         errors.append(field_error("TooLong", "", OMIT, f"may not be more than {CONFIGMAP_MAX_BYTES} bytes"))
     return errors
 
+# Workloads, PodDisruptionBudgets and the Eviction subresource (pkg/registry/core/pod/storage/eviction.go,
+# pkg/controller/disruption). Deployments, ReplicaSets, StatefulSets and DaemonSets are read, never written by
+# playbookd: they are stored as seeded and their status is derived from their pods when read (a controller
+# that is always up to date; none of them replaces a deleted pod). A PodDisruptionBudget's status is computed
+# at each eviction the way the disruption controller computes it (currentHealthy: selected pods that are
+# Ready and not being deleted; desiredHealthy from minAvailable or maxUnavailable, percentages rounded up on
+# the expected count), simplified: never stale (no observedGeneration lag), no disruptedPods bookkeeping
+# (an evicted pod is removed at once), no unhealthyPodEvictionPolicy (the default IfHealthyBudget).
+
+APPS_RESOURCES = {"deployments": "Deployment", "replicasets": "ReplicaSet", "statefulsets": "StatefulSet",
+                  "daemonsets": "DaemonSet"}
+EVICTION_BLOCKED = "Cannot evict pod as it would violate the pod's disruption budget."
+MULTIPLE_PDBS = "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
+
+
+def pod_is_ready(pod):
+    """podutil.IsPodReady: the Ready condition is True."""
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def controller_ref(obj):
+    return next((r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")), None)
+
+
+def scaled(value, total):
+    """intstr.GetScaledValueFromIntOrPercent(value, total, roundUp=true)."""
+    if isinstance(value, str) and value.endswith("%"):
+        return -(-int(value[:-1]) * total // 100)
+    return int(value)
+
+
+def non_zero(**fields):
+    """Status fields as the API serialises them: omitempty drops the zeros."""
+    return {k: v for k, v in fields.items() if v}
+
+
+class Workloads:
+    """FakeKube's apps/v1 workloads, PodDisruptionBudgets and the pods/eviction subresource (mixed in)."""
+
+    # -- seeding ---------------------------------------------------------------------------------
+
+    def _add_app(self, resource, namespace, name, spec, owner=None):
+        with self._lock:
+            meta = self._new_meta(name, namespace)
+            meta["generation"] = 1
+            if owner is not None:
+                meta["ownerReferences"] = [owner_reference(owner)]
+            obj = {"kind": APPS_RESOURCES[resource], "apiVersion": "apps/v1", "metadata": meta, "spec": spec}
+            self._apps[(resource, namespace, name)] = obj
+            return copy.deepcopy(obj)
+
+    def add_owned_pod(self, namespace, name, owner=None, labels=None, ready=True, node="node-1"):
+        """A Running pod, Ready or not, controlled by owner (an object as returned by add_*), or standalone."""
+        self.add_pod(namespace, name, node=node, labels=labels)
+        with self._lock:
+            pod = self._pods[(namespace, name)]
+            if owner is not None:
+                pod["metadata"]["ownerReferences"] = [owner_reference(owner)]
+            pod["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+            return copy.deepcopy(pod)
+
+    def set_pod_ready(self, namespace, name, ready):
+        with self._lock:
+            self._pods[(namespace, name)]["status"]["conditions"] = [
+                {"type": "Ready", "status": "True" if ready else "False"}]
+
+    def add_replicaset(self, namespace, name, replicas, ready=None, labels=None, owner=None):
+        """A ReplicaSet with `replicas` pods NAME-0..., the first `ready` of them Ready (default all)."""
+        labels = labels or {"app": name}
+        rs = self._add_app("replicasets", namespace, name, {"replicas": replicas, "selector": {"matchLabels": labels},
+                                                          "template": {"metadata": {"labels": labels}}}, owner)
+        ready = replicas if ready is None else ready
+        return [self.add_owned_pod(namespace, f"{name}-{i}", rs, labels, i < ready)["metadata"]["name"]
+                for i in range(replicas)]
+
+    def add_deployment(self, namespace, name, replicas, ready=None, labels=None):
+        """A Deployment, its ReplicaSet NAME-5d8c7b9f4 and its pods (see add_replicaset); the pod names."""
+        labels = labels or {"app": name}
+        spec = {"replicas": replicas, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}}}
+        deployment = self._add_app("deployments", namespace, name, spec)
+        return self.add_replicaset(namespace, f"{name}-5d8c7b9f4", replicas, ready, labels, deployment)
+
+    def add_statefulset(self, namespace, name, replicas, ready=None, labels=None):
+        labels = labels or {"app": name}
+        sts = self._add_app("statefulsets", namespace, name, {"replicas": replicas, "serviceName": name,
+                                                             "selector": {"matchLabels": labels}})
+        ready = replicas if ready is None else ready
+        return [self.add_owned_pod(namespace, f"{name}-{i}", sts, labels, i < ready)["metadata"]["name"]
+                for i in range(replicas)]
+
+    def add_daemonset(self, namespace, name, nodes, ready=None, labels=None):
+        """A DaemonSet with one pod NAME-NODE per node (desiredNumberScheduled = len(nodes))."""
+        labels = labels or {"app": name}
+        ds = self._add_app("daemonsets", namespace, name, {"selector": {"matchLabels": labels}})
+        with self._lock:
+            self._apps[("daemonsets", namespace, name)]["desired"] = len(nodes)
+        ready = len(nodes) if ready is None else ready
+        return [self.add_owned_pod(namespace, f"{name}-{node}", ds, labels, i < ready, node)["metadata"]["name"]
+                for i, node in enumerate(nodes)]
+
+    def add_pdb(self, namespace, name, selector, min_available=None, max_unavailable=None):
+        """A policy/v1 PodDisruptionBudget (one of min_available, max_unavailable: an int or "N%")."""
+        if (min_available is None) == (max_unavailable is None):
+            raise ValueError("a PodDisruptionBudget takes one of minAvailable and maxUnavailable")
+        spec = {"selector": selector}
+        spec.update({"minAvailable": min_available} if min_available is not None
+                    else {"maxUnavailable": max_unavailable})
+        with self._lock:
+            self._pdbs[(namespace, name)] = {"kind": "PodDisruptionBudget", "apiVersion": "policy/v1",
+                                             "metadata": {**self._new_meta(name, namespace), "generation": 1},
+                                             "spec": spec}
+
+    def pdb_status(self, namespace, name):
+        with self._lock:
+            return self._budget(self._pdbs[(namespace, name)])
+
+    # -- status, as the controllers would have written it --------------------------------------------
+
+    def _owned_pods(self, owner):
+        uid = owner["metadata"]["uid"]
+        return [p for p in self._pods.values() if (controller_ref(p) or {}).get("uid") == uid]
+
+    def _owned_apps(self, owner):
+        uid = owner["metadata"]["uid"]
+        return [a for a in self._apps.values() if (controller_ref(a) or {}).get("uid") == uid]
+
+    def _app_status(self, obj):
+        kind, meta = obj["kind"], obj["metadata"]
+        pods = [p for rs in self._owned_apps(obj) for p in self._owned_pods(rs)] if kind == "Deployment" \
+            else self._owned_pods(obj)
+        total, ready = len(pods), sum(1 for p in pods if pod_is_ready(p))
+        if kind == "DaemonSet":
+            return {"currentNumberScheduled": total, "numberMisscheduled": 0,
+                    "desiredNumberScheduled": obj["desired"], "numberReady": ready,
+                    **non_zero(observedGeneration=meta["generation"], updatedNumberScheduled=total,
+                               numberAvailable=ready, numberUnavailable=obj["desired"] - ready)}
+        status = non_zero(observedGeneration=meta["generation"], replicas=total, readyReplicas=ready,
+                          availableReplicas=ready)
+        if kind == "Deployment":
+            status.update(non_zero(updatedReplicas=total, unavailableReplicas=obj["spec"]["replicas"] - ready))
+        elif kind == "ReplicaSet":
+            status.update(non_zero(fullyLabeledReplicas=total), replicas=total)
+        elif kind == "StatefulSet":
+            status.update(non_zero(currentReplicas=total, updatedReplicas=total), replicas=total)
+        return status
+
+    def _get_app(self, req, namespace, resource, name):
+        with self._lock:
+            obj = self._lookup(self._apps, (resource, namespace, name), resource, name, "apps")
+            answer = {k: v for k, v in copy.deepcopy(obj).items() if k != "desired"}
+            answer["status"] = self._app_status(obj)
+            return 200, answer
+
+    def _expected_count(self, pdb, pods):
+        """The disruption controller's expectedCount: the pods for an integer minAvailable, else the sum of the
+        scale of the pods' controllers (a ReplicaSet's Deployment; a DaemonSet's desiredNumberScheduled); None
+        when a pod has no controller, where the real controller fails safe (no disruption allowed)."""
+        if "minAvailable" in pdb["spec"] and not str(pdb["spec"]["minAvailable"]).endswith("%"):
+            return len(pods)
+        controllers = {}
+        for pod in pods:
+            ref = controller_ref(pod)
+            owner = next((a for a in self._apps.values() if ref and a["metadata"]["uid"] == ref.get("uid")), None)
+            if owner is None:
+                return None
+            up = controller_ref(owner)
+            top = next((a for a in self._apps.values() if up and a["metadata"]["uid"] == up.get("uid")), owner)
+            controllers[top["metadata"]["uid"]] = top
+        return sum(c["desired"] if c["kind"] == "DaemonSet" else c["spec"]["replicas"] for c in controllers.values())
+
+    def _budget(self, pdb):
+        """(currentHealthy, desiredHealthy, disruptionsAllowed) of a PDB now."""
+        namespace, spec = pdb["metadata"]["namespace"], pdb["spec"]
+        pods = [p for (ns, _), p in self._pods.items()
+                if ns == namespace and selector_matches(spec.get("selector"), p["metadata"].get("labels"))]
+        current = sum(1 for p in pods if pod_is_ready(p) and not p["metadata"].get("deletionTimestamp"))
+        expected = self._expected_count(pdb, pods)
+        if expected is None:
+            return current, current, 0
+        if "minAvailable" in spec:
+            desired = scaled(spec["minAvailable"], expected)
+        else:
+            desired = max(0, expected - scaled(spec["maxUnavailable"], expected))
+        return current, desired, max(0, current - desired)
+
+    # -- the pods/eviction subresource --------------------------------------------------------------
+
+    def _post_eviction(self, req, namespace, name):
+        check_json_content_type(req.headers)
+        query_dry = dry_run(req.query.get("dryRun"), "CreateOptions")
+        eviction, missing = decode_created(req.body, "Eviction", "policy/v1", "eviction-policy-v1.json")
+        meta, options = eviction["metadata"], eviction.get("deleteOptions") or {}
+        if (meta.get("namespace") or namespace) != namespace:
+            raise bad_request(NAMESPACE_MISMATCH)
+        if meta.get("name") != name:
+            raise bad_request("name in URL does not match name in Eviction object")
+        errors = dry_run_errors(options.get("dryRun"))
+        if errors:
+            raise invalid_options("DeleteOptions", errors)
+        if options.get("dryRun") and query_dry and options["dryRun"] != req.query["dryRun"]:
+            raise ApiError(500, "InternalError", "Internal error occurred: Non-matching dry-run options")
+        dry = query_dry or bool(options.get("dryRun"))
+        with self._lock:
+            pod = self._lookup(self._pods, (namespace, name), "pods", name)
+            ignore_budget = (pod["status"].get("phase") in ("Succeeded", "Failed", "Pending")
+                             or pod["metadata"].get("deletionTimestamp"))
+            if not ignore_budget:
+                refusal = self._budget_refusal(pod)
+                if refusal is not None:
+                    return refusal
+            check_preconditions(pod, options)
+            if not dry:
+                del self._pods[(namespace, name)]
+                self._bump()
+            return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _budget_refusal(self, pod):
+        """None when the pod's PodDisruptionBudget (if any) allows the eviction, else the answer."""
+        namespace, labels = pod["metadata"]["namespace"], pod["metadata"].get("labels")
+        pdbs = [p for (ns, _), p in sorted(self._pdbs.items())
+                if ns == namespace and p["spec"].get("selector") and selector_matches(p["spec"]["selector"], labels)]
+        if len(pdbs) > 1:
+            return 500, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                         "message": MULTIPLE_PDBS, "code": 500}
+        if not pdbs:
+            return None
+        current, desired, allowed = self._budget(pdbs[0])
+        if not pod_is_ready(pod) and current >= desired > 0:
+            return None  # an unready pod does not count as healthy: evicting it costs the budget nothing
+        if allowed > 0:
+            return None
+        cause = {"reason": "DisruptionBudget", "message": f"The disruption budget {pdbs[0]['metadata']['name']} "
+                                                          f"needs {desired} healthy pods and has {current} currently"}
+        raise ApiError(429, "TooManyRequests", EVICTION_BLOCKED, {"causes": [cause]})
+
+
+def owner_reference(owner):
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
 
 # ---------------------------------------------------------------------------------------------------
 # The server
 
 ROUTES = [
     (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), "pod"),
+    (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction"), "eviction"),
+    (re.compile(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets|statefulsets|daemonsets)/([^/]+)"), "app"),
     (re.compile(r"/api/v1/nodes/([^/]+)"), "node"),
     (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies/([^/]+)"), "policy"),
     (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies"), "policies"),
@@ -1158,7 +1403,7 @@ ROUTES = [
 GENERATED_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
-class FakeKube:
+class FakeKube(Workloads):
     """A fake kube-apiserver on https://127.0.0.1:PORT; see the module comment."""
 
     def __init__(self, workdir):
@@ -1169,6 +1414,7 @@ class FakeKube:
         self._version = 0
         self._pods, self._nodes, self._policies, self._events = {}, {}, {}, {}
         self._logs, self._configmaps, self._namespaces = {}, {}, {"default", "kube-system"}
+        self._apps, self._pdbs = {}, {}  # (resource, namespace, name) -> apps/v1 object; (namespace, name) -> PDB
         self._requests, self._faults = [], []
         self._flight = {}  # method -> requests of that method being handled now
         self._flight_max = {}  # method -> the most of them handled at once since the last reset
