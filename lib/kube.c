@@ -287,6 +287,18 @@ enum outcome kube_get(struct kube *k, const char *path, const char *what, struct
     return kube_failure(resp, what, res);
 }
 
+cJSON *kube_delete_options(bool dry_run, long grace_period_seconds, const char *uid)
+{
+    cJSON *opts = cJSON_CreateObject();
+    if (dry_run)
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(opts, "dryRun"), cJSON_CreateString("All"));
+    if (grace_period_seconds >= 0)
+        cJSON_AddNumberToObject(opts, "gracePeriodSeconds", (double)grace_period_seconds);
+    if (uid != NULL)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(opts, "preconditions"), "uid", uid);
+    return opts;
+}
+
 bool kube_patch_test_failed(const cJSON *status)
 {
     const cJSON *details = cJSON_GetObjectItemCaseSensitive(status, "details");

@@ -181,8 +181,11 @@ int rbac_print(FILE *out, const struct config *cfg, struct error *err)
         for (size_t i = 0; i < cfg->rules[t].n_playbooks; i++)
             used[cfg->rules[t].playbooks[i]] = true;
     for (size_t i = 0; i < cfg->n_playbooks; i++) {
-        if (used[i] && (add_rules(&g, cfg->playbooks[i]->type->rbac, false, err) != 0 ||
-                        add_namespaced(roles, &n_roles, cfg->playbooks[i], err) != 0))
+        const struct playbook *pb = cfg->playbooks[i];
+        if (used[i] &&
+            (add_rules(&g, pb->type->rbac, false, err) != 0 || add_namespaced(roles, &n_roles, pb, err) != 0))
+            return -1;
+        if (used[i] && pb->type->rbac_for != NULL && add_rules(&g, pb->type->rbac_for(pb), false, err) != 0)
             return -1;
         kube = kube || (used[i] && cfg->playbooks[i]->type->needs_kube);
     }

@@ -93,17 +93,21 @@ const char *target_node_protected(const struct playbook_env *env, const cJSON *n
     return NULL;
 }
 
+bool target_uid_matches(const struct target *t, const cJSON *pod)
+{
+    const cJSON *uid = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "metadata"), "uid");
+    return t->uid == NULL || (cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0);
+}
+
 enum outcome target_get_pod(struct kube *k, const struct target *t, struct kube_response *resp,
                             struct action_result *res)
 {
     char path[512];
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
     enum outcome o = kube_get(k, path, "get pod", resp, res);
-    const cJSON *uid =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp->json, "metadata"), "uid");
     if (resp->status == 404)
         return action_skip(res, "the pod is gone");
-    if (o == OUTCOME_OK && t->uid != NULL && !(cJSON_IsString(uid) && strcmp(uid->valuestring, t->uid) == 0))
+    if (o == OUTCOME_OK && !target_uid_matches(t, resp->json))
         return action_skip(res, "the pod was replaced: its uid is not the alert's");
     return o;
 }

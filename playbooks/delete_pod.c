@@ -1,18 +1,22 @@
 /*
  * delete_pod.c: the `delete-pod` playbook. Deletes the pod the alert is about, with the pod's uid as a
  * precondition when the alert carries it, so a new pod that reuses the name (a StatefulSet's) is never
- * deleted. Already gone (404) is ok; a replaced pod (409) is skipped.
+ * deleted. Already gone (404) is ok; a replaced pod (409) is skipped. The safety options of owner.h
+ * (ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods, min_healthy_replicas) read the pod and
+ * its owner first and may skip it.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "playbookd/kube.h"
+#include "playbookd/owner.h"
 #include "playbookd/playbook.h"
 #include "playbookd/target.h"
 
 struct delete_pod {
     long grace_period_seconds; /* -1: the pod's own terminationGracePeriodSeconds */
+    struct owner_safety safety;
 };
 
 static const struct param_spec delete_pod_params[] = {
@@ -22,42 +26,43 @@ static const struct param_spec delete_pod_params[] = {
      .offset = offsetof(struct delete_pod, grace_period_seconds),
      .min = -1,
      .max = 86400},
+    OWNER_SAFETY_PARAMS(offsetof(struct delete_pod, safety)),
     {0},
 };
+
+static int delete_pod_init(struct playbook *pb, const struct config_node *params, struct error *err)
+{
+    struct delete_pod *d = pb->ctx;
+    return owner_safety_init(&d->safety, params, err);
+}
 
 /* The API server reads DeleteOptions from the body when there is one and then ignores the query, so
  * dry run goes in the body too. */
 static char *delete_options(const struct delete_pod *d, const struct target *t, bool dry_run)
 {
-    cJSON *opts = cJSON_CreateObject();
+    cJSON *opts = kube_delete_options(dry_run, d->grace_period_seconds, t->uid);
     cJSON_AddStringToObject(opts, "apiVersion", "v1");
     cJSON_AddStringToObject(opts, "kind", "DeleteOptions");
-    if (dry_run)
-        cJSON_AddItemToArray(cJSON_AddArrayToObject(opts, "dryRun"), cJSON_CreateString("All"));
-    if (d->grace_period_seconds >= 0)
-        cJSON_AddNumberToObject(opts, "gracePeriodSeconds", (double)d->grace_period_seconds);
-    if (t->uid != NULL)
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(opts, "preconditions"), "uid", t->uid);
     char *json = cJSON_PrintUnformatted(opts);
     cJSON_Delete(opts);
     return json;
 }
 
-static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, struct action_result *res)
+/* The request itself, once the target is known and the safety options allow it. */
+static enum outcome delete_now(struct playbook *pb, const struct alert *a, const struct target *t,
+                               struct action_result *res)
 {
-    struct target t;
-    enum outcome o = target_pod(a, pb->env, &t, res);
-    if (o != OUTCOME_OK)
-        return o;
-    char path[512], *body = delete_options(pb->ctx, &t, pb->dry_run);
+    const struct delete_pod *d = pb->ctx;
+    enum outcome o;
+    char path[512], *body = delete_options(d, t, pb->dry_run);
     if (body == NULL)
         return action_fail(res, true, "out of memory");
-    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t.ns, t.pod);
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
     struct kube_response resp;
     kube_send(pb->env->kube, "DELETE", path, "application/json", body, pb->dry_run, &resp);
     if (resp.status == 200 || resp.status == 202) {
         o = playbook_changed(pb);
-        playbook_record_event(pb, a, "Pod", t.ns, t.pod, t.uid, "DeletePod");
+        playbook_record_event(pb, a, "Pod", t->ns, t->pod, t->uid, "DeletePod");
     } else if (resp.status == 404) {
         o = OUTCOME_OK; /* already gone: the goal holds */
     } else if (resp.status == 409) {
@@ -69,7 +74,28 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
     return o;
 }
 
-/* The DELETE; its Event is added for every API-calling playbook by rbac.c. */
+static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, struct action_result *res)
+{
+    struct delete_pod *d = pb->ctx;
+    struct target t;
+    bool gone = false;
+    enum outcome o = target_pod(a, pb->env, &t, res);
+    if (o != OUTCOME_OK)
+        return o;
+    o = owner_safety_check(&d->safety, pb->env->kube, &t, &gone, res);
+    if (o == OUTCOME_OK && !gone) /* gone: already deleted, the goal holds */
+        o = delete_now(pb, a, &t, res);
+    owner_safety_release(&d->safety);
+    return o;
+}
+
+static const struct rbac_rule *delete_pod_rbac_for(const struct playbook *pb)
+{
+    const struct delete_pod *d = pb->ctx;
+    return owner_safety_rbac(&d->safety);
+}
+
+/* The DELETE; its Event is added for every API-calling playbook by rbac.c, the safety reads by rbac_for. */
 static const struct rbac_rule delete_pod_rbac[] = {
     {.group = "", .resource = "pods", .verb = "delete"},
     {0},
@@ -79,8 +105,10 @@ const struct playbook_type playbook_delete_pod = {
     .name = "delete-pod",
     .needs_kube = true,
     .rbac = delete_pod_rbac,
+    .rbac_for = delete_pod_rbac_for,
     .find_target = target_pod,
     .params = delete_pod_params,
     .ctx_size = sizeof(struct delete_pod),
+    .init = delete_pod_init,
     .run = delete_pod_run,
 };

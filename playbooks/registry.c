@@ -3,18 +3,10 @@
 
 extern const struct playbook_type playbook_slack, playbook_delete_pod, playbook_taint_node, playbook_isolate_pod,
     playbook_capture_logs, playbook_label_pod, playbook_label_node, playbook_cordon_node, playbook_webhook,
-    playbook_teams;
+    playbook_teams, playbook_evict_pod;
 
 const struct playbook_type *const playbook_types[] = {
-    &playbook_slack,
-    &playbook_delete_pod,
-    &playbook_taint_node,
-    &playbook_isolate_pod,
-    &playbook_capture_logs,
-    &playbook_label_pod,
-    &playbook_label_node,
-    &playbook_cordon_node,
-    &playbook_webhook,
-    &playbook_teams,
-    NULL,
+    &playbook_slack,       &playbook_delete_pod,   &playbook_evict_pod, &playbook_taint_node,
+    &playbook_isolate_pod, &playbook_capture_logs, &playbook_label_pod, &playbook_label_node,
+    &playbook_cordon_node, &playbook_webhook,      &playbook_teams,     NULL,
 };

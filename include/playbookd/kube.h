@@ -112,6 +112,11 @@ enum outcome kube_failure(const struct kube_response *resp, const char *what, st
 enum outcome kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
                       struct action_result *res);
 
+/* The DeleteOptions of a pod's DELETE or Eviction (without apiVersion and kind): dryRun ["All"] in dry run (the
+ * API server reads the body's options, not the query, when a body is sent), gracePeriodSeconds when >= 0,
+ * preconditions.uid when uid is not NULL. NULL when out of memory. */
+struct cJSON *kube_delete_options(bool dry_run, long grace_period_seconds, const char *uid);
+
 /* True if a 422 answer (its Status) is a JSON patch's failed test operation, that is the object changed
  * since it was read (retry from a fresh read), not a validation failure. */
 bool kube_patch_test_failed(const struct cJSON *status);

@@ -67,6 +67,9 @@ struct playbook_type {
     const struct rbac_rule *rbac; /* what its requests need, ended by a NULL resource; NULL: nothing */
     /* The namespace of its namespaced rules, for one configured instance (NULL when it has none). */
     const char *(*rbac_namespace)(const struct playbook *pb);
+    /* Optional: what this instance's parameters add to rbac (a static table, or NULL), e.g. reads that only
+     * an option makes. */
+    const struct rbac_rule *(*rbac_for)(const struct playbook *pb);
     bool cooldown_per_rule; /* a notification: its cooldown key is the rule and the target */
     bool wants_alert_text;  /* run reads a->text, the alert as received (kept only for such types) */
     /* How run finds its target (target.h), or NULL: dispatch asks it on receipt, so that an alert whose

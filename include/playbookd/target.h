@@ -80,5 +80,7 @@ enum outcome target_node_read(const struct playbook_env *env, const char *node, 
  */
 enum outcome target_node_patch(const struct playbook *pb, const char *node, char *body, const char *doing,
                                struct action_result *res);
+/* True when the alert named no uid, or the Pod object, as the API returns it, has the alert's uid. */
+bool target_uid_matches(const struct target *t, const struct cJSON *pod);
 
 #endif

@@ -1,0 +1,67 @@
+/*
+ * owner.h: delete and evict safety, shared by the pod playbooks: who controls the pod (its ownerReference
+ * with controller: true; a ReplicaSet's own controller Deployment counts as the owner), and whether acting
+ * on it is allowed by ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods and
+ * min_healthy_replicas ("N" or "N%" of the owner's desired replicas, rounded up).
+ */
+#ifndef PLAYBOOKD_OWNER_H
+#define PLAYBOOKD_OWNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "playbookd/config.h"
+#include "playbookd/error.h"
+#include "playbookd/playbook.h"
+#include "playbookd/target.h"
+
+#define OWNER_MIN_HEALTHY_MAX 100000 /* min_healthy_replicas: N at most this, or a percentage up to 100% */
+
+struct owner_safety {
+    bool ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods;
+    char *min_healthy_text; /* as written; NULL: no replica check */
+    long min_healthy;       /* parsed by owner_safety_init: replicas, or a percentage when percent */
+    bool percent;
+};
+
+/* The four entries of a playbook's parameter table, for a struct owner_safety at offset `at` in its context. */
+#define OWNER_SAFETY_PARAMS(at)                                                                                        \
+    {.name = "ignore_daemonsets",                                                                                      \
+     .type = PARAM_BOOL,                                                                                               \
+     .def = "false",                                                                                                   \
+     .offset = (at) + offsetof(struct owner_safety, ignore_daemonsets)},                                               \
+        {.name = "ignore_statefulsets",                                                                                \
+         .type = PARAM_BOOL,                                                                                           \
+         .def = "false",                                                                                               \
+         .offset = (at) + offsetof(struct owner_safety, ignore_statefulsets)},                                         \
+        {.name = "ignore_standalone_pods",                                                                             \
+         .type = PARAM_BOOL,                                                                                           \
+         .def = "false",                                                                                               \
+         .offset = (at) + offsetof(struct owner_safety, ignore_standalone_pods)},                                      \
+    {                                                                                                                  \
+        .name = "min_healthy_replicas", .type = PARAM_STRING,                                                          \
+        .offset = (at) + offsetof(struct owner_safety, min_healthy_text)                                               \
+    }
+
+/* After params_load: parses min_healthy_replicas ("2", "50%"); an error names the key in params. */
+int owner_safety_init(struct owner_safety *s, const struct config_node *params, struct error *err);
+
+/* True when any option asks for a look at the pod's owner (so the pod is read first). */
+bool owner_safety_enabled(const struct owner_safety *s);
+
+/*
+ * Reads the pod (and, for min_healthy_replicas, its owner) and decides: OUTCOME_OK to go ahead,
+ * OUTCOME_SKIPPED with the reason and the numbers, OUTCOME_FAILED when a read failed. *gone is set when the
+ * pod no longer exists (404): the caller's goal already holds. Nothing is read unless enabled.
+ * With min_healthy_replicas, the check and the caller's action must not interleave with another's (two
+ * workers deleting two pods of one Deployment would each see the other's pod ready): the check takes a
+ * process-wide lock and the caller calls owner_safety_release once it has acted, whatever the outcome.
+ */
+enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool *gone,
+                                struct action_result *res);
+void owner_safety_release(const struct owner_safety *s);
+
+/* The reads the options need (ended by a NULL resource), or NULL when none: for the ClusterRole. */
+const struct rbac_rule *owner_safety_rbac(const struct owner_safety *s);
+
+#endif

@@ -1,0 +1,245 @@
+/*
+ * owner.c: delete and evict safety (owner.h). The pod's controller is its ownerReference with
+ * controller: true; for min_healthy_replicas the owner's numbers are read from the API: a Deployment
+ * (through the pod's ReplicaSet), a bare ReplicaSet or a StatefulSet: desired spec.replicas, healthy
+ * status.readyReplicas; a DaemonSet: desired status.desiredNumberScheduled, healthy status.numberReady.
+ * The pod itself leaves the healthy count when it is ready. Other owner kinds (Job, ReplicationController,
+ * custom resources) have no replica count here: the action goes ahead.
+ */
+#include "playbookd/owner.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "playbookd/kube.h"
+
+#define OWNER_NUMBER_MAX 1000000 /* a replica count beyond this is not believed: read as this */
+
+/* Held from a min_healthy_replicas check until the action after it is done (owner_safety_release). */
+static pthread_mutex_t replica_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The reads behind ignore_* (the pod's ownerReferences) and behind min_healthy_replicas (the owners too). */
+static const struct rbac_rule pod_read[] = {
+    {.group = "", .resource = "pods", .verb = "get"},
+    {0},
+};
+static const struct rbac_rule owner_reads[] = {
+    {.group = "", .resource = "pods", .verb = "get"},
+    {.group = "apps", .resource = "replicasets", .verb = "get"},
+    {.group = "apps", .resource = "deployments", .verb = "get"},
+    {.group = "apps", .resource = "statefulsets", .verb = "get"},
+    {.group = "apps", .resource = "daemonsets", .verb = "get"},
+    {0},
+};
+
+/* An owner as the checks see it: apps/v1 kind and name, both from the API (names checked before use). */
+struct owner_ref {
+    const char *kind, *name;
+};
+
+int owner_safety_init(struct owner_safety *s, const struct config_node *params, struct error *err)
+{
+    const char *text = s->min_healthy_text;
+    if (text == NULL)
+        return 0;
+    size_t digits = strspn(text, "0123456789");
+    s->percent = text[digits] == '%' && text[digits + 1] == 0;
+    long max = s->percent ? 100 : OWNER_MIN_HEALTHY_MAX;
+    bool ok = digits > 0 && digits <= 6 && (s->percent || text[digits] == 0);
+    s->min_healthy = ok ? strtol(text, NULL, 10) : -1;
+    if (!ok || s->min_healthy > max)
+        return config_node_error(err, config_node_get(params, "min_healthy_replicas"),
+                                 "expected a number of replicas (0 to %d) or a percentage (0%% to 100%%)",
+                                 OWNER_MIN_HEALTHY_MAX);
+    return 0;
+}
+
+bool owner_safety_enabled(const struct owner_safety *s)
+{
+    return s->ignore_daemonsets || s->ignore_statefulsets || s->ignore_standalone_pods || s->min_healthy_text != NULL;
+}
+
+const struct rbac_rule *owner_safety_rbac(const struct owner_safety *s)
+{
+    if (s->min_healthy_text != NULL)
+        return owner_reads;
+    return owner_safety_enabled(s) ? pod_read : NULL;
+}
+
+static const char *string_at(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A count from the object (obj.section.key), 0 when absent, def when absent and def >= 0. */
+static long number_at(const cJSON *obj, const char *section, const char *key, long def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, section), key);
+    if (!cJSON_IsNumber(v))
+        return def >= 0 ? def : 0;
+    return v->valuedouble < 0 ? 0 : v->valuedouble > OWNER_NUMBER_MAX ? OWNER_NUMBER_MAX : (long)v->valuedouble;
+}
+
+/* The apps/v1 controller of an object (its ownerReference with controller: true), or false when none. A
+ * controller of another API group keeps its kind with a NULL name: known to exist, not one of ours. */
+static bool controller_of(const cJSON *obj, struct owner_ref *out)
+{
+    const cJSON *refs =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "ownerReferences");
+    const cJSON *ref;
+    cJSON_ArrayForEach (ref, refs) {
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ref, "controller")))
+            continue;
+        const char *version = string_at(ref, "apiVersion");
+        out->kind = string_at(ref, "kind");
+        out->name = version != NULL && strcmp(version, "apps/v1") == 0 ? string_at(ref, "name") : NULL;
+        if (out->kind == NULL)
+            out->kind = "unknown";
+        return true;
+    }
+    return false;
+}
+
+static bool is_kind(const struct owner_ref *o, const char *kind)
+{
+    return o->name != NULL && strcmp(o->kind, kind) == 0;
+}
+
+static bool pod_ready(const cJSON *pod)
+{
+    const cJSON *conditions =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "status"), "conditions");
+    const cJSON *c;
+    cJSON_ArrayForEach (c, conditions) {
+        const char *type = string_at(c, "type"), *status = string_at(c, "status");
+        if (type != NULL && status != NULL && strcmp(type, "Ready") == 0)
+            return strcmp(status, "True") == 0;
+    }
+    return false;
+}
+
+/* The kind lowercased, as resources and messages name it ("ReplicaSet" -> "replicaset"). */
+static void lowercase(char *dst, size_t size, const char *kind)
+{
+    snprintf(dst, size, "%s", kind);
+    for (char *p = dst; *p; p++)
+        *p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+}
+
+/* GETs the apps/v1 object o in ns into resp (its JSON in resp->json). */
+static enum outcome get_owner(struct kube *k, const char *ns, const struct owner_ref *o, struct kube_response *resp,
+                              struct action_result *res)
+{
+    char path[512], what[64], resource[32];
+    memset(resp, 0, sizeof(*resp));
+    if (!kube_name_subdomain(o->name))
+        return action_fail(res, false, "the pod's owner %s has an invalid name", o->kind);
+    lowercase(resource, sizeof(resource), o->kind);
+    snprintf(what, sizeof(what), "get %s", resource);
+    snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/%ss/%s", ns, resource, o->name);
+    return kube_get(k, path, what, resp, res);
+}
+
+/* Desired and healthy replicas of the workload object of kind `kind`. */
+static void workload_numbers(const cJSON *obj, const char *kind, long *desired, long *healthy)
+{
+    if (strcmp(kind, "DaemonSet") == 0) {
+        *desired = number_at(obj, "status", "desiredNumberScheduled", 0);
+        *healthy = number_at(obj, "status", "numberReady", 0);
+    } else {
+        *desired = number_at(obj, "spec", "replicas", 1); /* spec.replicas defaults to 1 */
+        *healthy = number_at(obj, "status", "readyReplicas", 0);
+    }
+}
+
+/* min_healthy_replicas against the workload's numbers: skipped with them when acting would go below. */
+static enum outcome compare(const struct owner_safety *s, const char *kind, const char *ns, const char *name,
+                            const cJSON *obj, bool ready, struct action_result *res)
+{
+    long desired, healthy;
+    workload_numbers(obj, kind, &desired, &healthy);
+    long after = healthy - (ready && healthy > 0 ? 1 : 0);
+    long min = s->percent ? (s->min_healthy * desired + 99) / 100 : s->min_healthy; /* rounded up */
+    if (after >= min)
+        return OUTCOME_OK;
+    char lower[32], limit[64];
+    lowercase(lower, sizeof(lower), kind);
+    if (s->percent)
+        snprintf(limit, sizeof(limit), "%ld%% of %ld = %ld", s->min_healthy, desired, min);
+    else
+        snprintf(limit, sizeof(limit), "%ld", min);
+    return action_skip(res, "%s %s/%s would have %ld ready replica%s of %ld desired, min_healthy_replicas %s", lower,
+                       ns, name, after, after == 1 ? "" : "s", desired, limit);
+}
+
+/* min_healthy_replicas: the owner's numbers (a ReplicaSet's Deployment when it has one). */
+static enum outcome check_replicas(const struct owner_safety *s, struct kube *k, const struct target *t,
+                                   const cJSON *pod, struct owner_ref o, struct action_result *res)
+{
+    struct kube_response rs = {0}, top = {0};
+    struct owner_ref up;
+    enum outcome out = get_owner(k, t->ns, &o, &rs, res);
+    const cJSON *obj = rs.json;
+    if (out == OUTCOME_OK && is_kind(&o, "ReplicaSet") && controller_of(rs.json, &up) && is_kind(&up, "Deployment")) {
+        o = up;
+        out = get_owner(k, t->ns, &o, &top, res);
+        obj = top.json;
+    }
+    if (out == OUTCOME_OK)
+        out = compare(s, o.kind, t->ns, o.name, obj, pod_ready(pod), res);
+    kube_response_free(&top);
+    kube_response_free(&rs);
+    return out;
+}
+
+static enum outcome check_owner(const struct owner_safety *s, struct kube *k, const struct target *t, const cJSON *pod,
+                                struct action_result *res)
+{
+    struct owner_ref o;
+    if (!controller_of(pod, &o))
+        return s->ignore_standalone_pods
+                   ? action_skip(res, "a standalone pod (no controller) and ignore_standalone_pods")
+                   : OUTCOME_OK;
+    if (s->ignore_daemonsets && is_kind(&o, "DaemonSet"))
+        return action_skip(res, "a DaemonSet's pod (daemonset %s/%s) and ignore_daemonsets", t->ns, o.name);
+    if (s->ignore_statefulsets && is_kind(&o, "StatefulSet"))
+        return action_skip(res, "a StatefulSet's pod (statefulset %s/%s) and ignore_statefulsets", t->ns, o.name);
+    bool counted = is_kind(&o, "ReplicaSet") || is_kind(&o, "StatefulSet") || is_kind(&o, "DaemonSet");
+    if (s->min_healthy_text == NULL || !counted)
+        return OUTCOME_OK;
+    return check_replicas(s, k, t, pod, o, res);
+}
+
+enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool *gone,
+                                struct action_result *res)
+{
+    *gone = false;
+    if (!owner_safety_enabled(s))
+        return OUTCOME_OK;
+    if (s->min_healthy_text != NULL)
+        pthread_mutex_lock(&replica_lock);
+    char path[512];
+    struct kube_response resp;
+    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
+    enum outcome o = kube_get(k, path, "get pod", &resp, res);
+    if (resp.status == 404) {
+        *gone = true;
+        o = OUTCOME_OK;
+    } else if (o == OUTCOME_OK && !target_uid_matches(t, resp.json)) {
+        o = action_skip(res, "the pod was replaced: its uid is not the alert's");
+    } else if (o == OUTCOME_OK) {
+        o = check_owner(s, k, t, resp.json, res);
+    }
+    kube_response_free(&resp);
+    return o;
+}
+
+void owner_safety_release(const struct owner_safety *s)
+{
+    if (s->min_healthy_text != NULL)
+        pthread_mutex_unlock(&replica_lock);
+}
