@@ -301,6 +301,7 @@ static void *fetch_main(void *arg)
 {
     struct js_consumer *c = arg;
     unsigned long tries = 0;
+    pthread_setname_np(pthread_self(), "pb-js-fetch");
     while (!atomic_load(&c->stopping)) {
         if (c->sub == NULL && !deferred_set_up(c, &tries))
             continue;

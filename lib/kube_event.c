@@ -221,6 +221,7 @@ static void *sender_main(void *arg)
     struct queued_event *taken[KUBE_EVENT_IN_FLIGHT];
     size_t in_flight = 0, n;
     long timeout_ms;
+    pthread_setname_np(pthread_self(), "pb-events");
     while (events_take(s->q, in_flight, taken, KUBE_EVENT_IN_FLIGHT - in_flight, &n, &timeout_ms)) {
         for (size_t i = 0; i < n; i++)
             event_start(s, taken[i], timeout_ms, false);

@@ -83,6 +83,7 @@ static void *worker_main(void *arg)
 {
     struct worker *self = arg;
     struct workers *p = self->pool;
+    pthread_setname_np(pthread_self(), "pb-worker"); /* tells them apart in /proc/PID/task (bench, top -H) */
     pthread_mutex_lock(&p->lock);
     for (;;) {
         struct work *w = take(self);

@@ -1,7 +1,8 @@
 """test_workers.py: the worker pool, bounded and ordered, through a real nats-server and the fake API server:
 many requests in flight, one target's alerts in order, a noisy pattern that cannot hold back a delete, a
 storm turned into one action by cooldown, a flood held within the pending limits with its drops counted,
-a reload during a backlog that loses nothing, and playbooks that can run twice for one alert."""
+a reload during a backlog that loses nothing, playbooks that can run twice for one alert, and threads named by
+their work."""
 
 import json
 import os
@@ -254,6 +255,20 @@ def test_workers_keep_many_requests_in_flight(kube, incluster, nats):
         assert all(a["outcome"] == "ok" for a in pbd.logged("action"))
         assert all(kube.pod("default", p) is None for p in pods)
         assert kube.max_in_flight_for("DELETE") >= 16, kube.max_in_flight_for("DELETE")
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
+
+
+def test_threads_are_named_by_their_work(kube, incluster, nats):
+    """The workers and the Event senders are named (pb-worker, pb-events), so /proc/PID/task, top -H and
+    the bench (run-queue wait of the workers) tell them apart from cnats's threads."""
+    pbd = started(config(nats, incluster, "  kill: {type: delete-pod}", f"  {SHELL}: [kill]", "workers: 6"))
+    try:
+        tasks = f"/proc/{pbd.proc.pid}/task"
+        names = [open(f"{tasks}/{tid}/comm").read().strip() for tid in os.listdir(tasks)]
+        assert names.count("pb-worker") == 6, names
+        assert names.count("pb-events") >= 1, names
     finally:
         assert pbd.stop() == 0
         pbd.cleanup()
