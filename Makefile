@@ -52,7 +52,7 @@ $(BUILD)/falco-nats: $(BUILD)/cmd/falco-nats/main.o $(BUILD)/libplaybookd.a
 $(BUILD)/bench_parse: $(BUILD)/bench/bench_parse.o $(BUILD)/libplaybookd.a
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# Benchmarks (release build; medians of several runs; about 9 minutes on 2 cores). See bench/README.md.
+# Benchmarks (release build; medians of several runs; 9-10 minutes on 2 cores). See bench/README.md.
 bench: deps all $(BUILD)/bench_parse
 	bash bench/install-deps.sh
 	$(BUILD)/bench_parse examples/alerts.jsonl

@@ -5,17 +5,21 @@
 // playbookd to compare the two; it is not part of playbookd.
 //
 //   node peer.js --nats nats://127.0.0.1:4222 --subject 'falco.>' --kubeconfig FILE --concurrency 32 [--dry-run]
-//                [--default-agent]   (the library's own agent: a new TLS connection per request)
+//                [--default-agent]            (the library's own agent: a new TLS connection per request)
+//                [--jetstream STREAM [--durable NAME]]   (at least once: a durable pull consumer, acked
+//                                             once the DELETE succeeded; the stream is created if absent)
+//                [--protected NS,NS] [--cooldown-ms MS]  (the filtering playbookd does: protected
+//                                             namespaces, host events, one DELETE per pod per cooldown)
 //
-// stdout: one line "ready" once subscribed; on SIGTERM one line {"handled":N,"failed":N,"skipped":N}.
-// stderr: one short line per failed alert.
+// stdout: one line "ready" once subscribed; on SIGUSR2 and on SIGTERM one line
+// {"handled":N,"failed":N,"skipped":N} (SIGTERM then exits). stderr: one short line per failed alert.
 
 import https from 'node:https';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
 import { CoreV1Api, EventsV1Api, KubeConfig, Observable, V1MicroTime } from '@kubernetes/client-node';
-import { connect } from 'nats';
+import { AckPolicy, StorageType, connect, nanos } from 'nats';
 
 const { values: args } = parseArgs({
     options: {
@@ -25,13 +29,20 @@ const { values: args } = parseArgs({
         concurrency: { type: 'string', default: '32' },
         'dry-run': { type: 'boolean', default: false },
         'default-agent': { type: 'boolean', default: false }, // client-node as shipped: no keep-alive
+        jetstream: { type: 'string' },
+        durable: { type: 'string', default: 'falco-peer' },
+        protected: { type: 'string', default: '' },
+        'cooldown-ms': { type: 'string', default: '0' },
     },
 });
 const concurrency = Number.parseInt(args.concurrency, 10);
-if (!args.kubeconfig || !(concurrency > 0)) {
-    console.error('usage: node peer.js --nats URL --subject SUBJ --kubeconfig FILE --concurrency N [--dry-run]');
+const cooldownMs = Number.parseInt(args['cooldown-ms'], 10);
+if (!args.kubeconfig || !(concurrency > 0) || !(cooldownMs >= 0)) {
+    console.error('usage: node peer.js --nats URL --subject SUBJ --kubeconfig FILE --concurrency N [--dry-run] '
+                  + '[--default-agent] [--jetstream STREAM [--durable NAME]] [--protected NS,NS] [--cooldown-ms MS]');
     process.exit(2);
 }
+const protectedNamespaces = new Set(args.protected.split(',').filter(Boolean));
 const dryRun = args['dry-run'] ? 'All' : undefined;
 const instance = os.hostname();
 
@@ -75,6 +86,31 @@ class Semaphore {
     }
 }
 
+// Cooldown: the time until which a pod is left alone after a DELETE, oldest first (a Map keeps insertion
+// order), at most COOLDOWN_KEYS of them.
+const COOLDOWN_KEYS = 100000;
+const cooldown = new Map();
+
+function coolingDown(key) {
+    if (cooldownMs === 0) return false;
+    const now = Date.now();
+    if ((cooldown.get(key) ?? 0) > now) return true;
+    cooldown.delete(key); // re-inserted as the newest
+    if (cooldown.size >= COOLDOWN_KEYS) cooldown.delete(cooldown.keys().next().value);
+    cooldown.set(key, now + cooldownMs);
+    return false;
+}
+
+// Why an alert ends without a request, or null: no pod fields or a host event, a protected namespace,
+// the pod's cooldown.
+function skipReason(fields, namespace, name) {
+    if (typeof namespace !== 'string' || !namespace || typeof name !== 'string' || !name) return 'no pod';
+    if (fields['container.id'] === 'host') return 'host event';
+    if (protectedNamespaces.has(namespace)) return 'protected namespace';
+    if (coolingDown(`${namespace}/${name}`)) return 'cooldown';
+    return null;
+}
+
 function why(err) {
     if (err?.code && err.body !== undefined) { // ApiException: the HTTP status and the Status object
         let body = err.body;
@@ -84,35 +120,56 @@ function why(err) {
     return err?.message ?? String(err);
 }
 
-async function handle(data) {
+// The DELETE; true when the pod is gone or going (a 404: already gone, the goal holds, as in playbookd).
+async function deletePod(namespace, name) {
+    try {
+        await core.deleteNamespacedPod({
+            name, namespace, dryRun,
+            body: { apiVersion: 'v1', kind: 'DeleteOptions', dryRun: dryRun && [dryRun] },
+        }, withAgent);
+        return true;
+    } catch (err) {
+        if (err?.code === 404) return false;
+        throw err;
+    }
+}
+
+// One alert. settle(how) is told once how its message ends: 'ack' (the DELETE succeeded, or nothing to
+// do), 'nak' (try again later) or 'term' (never valid); core NATS passes a no-op.
+async function handle(data, settle) {
     let alert;
     try {
         alert = JSON.parse(data);
     } catch (err) {
         counts.failed++;
+        settle('term');
         console.error(`bad alert: ${err.message}`);
         return;
     }
     const fields = alert?.output_fields ?? {};
     const namespace = fields['k8s.ns.name'];
     const name = fields['k8s.pod.name'];
-    if (typeof namespace !== 'string' || !namespace || typeof name !== 'string' || !name) {
+    if (skipReason(fields, namespace, name) !== null) {
         counts.skipped++;
+        settle('ack');
+        return;
+    }
+    let deleted;
+    try {
+        deleted = await deletePod(namespace, name);
+    } catch (err) {
+        cooldown.delete(`${namespace}/${name}`); // it had no effect: the next alert may act
+        counts.failed++;
+        settle('nak');
+        console.error(`${namespace}/${name}: ${why(err)}`);
+        return;
+    }
+    settle('ack');
+    if (!deleted) {
+        counts.handled++;
         return;
     }
     try {
-        try {
-            await core.deleteNamespacedPod({
-                name, namespace, dryRun,
-                body: { apiVersion: 'v1', kind: 'DeleteOptions', dryRun: dryRun && [dryRun] },
-            }, withAgent);
-        } catch (err) {
-            if (err?.code === 404) { // already gone: the goal holds (playbookd does the same)
-                counts.handled++;
-                return;
-            }
-            throw err;
-        }
         await events.createNamespacedEvent({
             namespace, dryRun,
             body: {
@@ -136,17 +193,44 @@ async function handle(data) {
     }
 }
 
+// JetStream: the stream (created if absent) and the durable pull consumer, with playbookd's settings
+// (file storage, 24 h; explicit acks, ack_wait 30 s, max_deliver 10, one filter subject). The consumer
+// keeps at most --concurrency messages buffered besides the ones in flight, as playbookd's window of
+// twice its workers.
+async function jetstreamMessages(nc) {
+    const jsm = await nc.jetstreamManager();
+    try {
+        await jsm.streams.info(args.jetstream);
+    } catch {
+        await jsm.streams.add({ name: args.jetstream, subjects: [args.subject], storage: StorageType.File,
+                                max_age: nanos(24 * 3600 * 1000) });
+    }
+    await jsm.consumers.add(args.jetstream, { durable_name: args.durable, ack_policy: AckPolicy.Explicit,
+                                               ack_wait: nanos(30000), max_deliver: 10,
+                                               filter_subject: args.subject });
+    const consumer = await nc.jetstream().consumers.get(args.jetstream, args.durable);
+    return consumer.consume({ max_messages: concurrency });
+}
+
+const NAK_DELAY_MS = 1000; // playbookd's first backoff
+
+function settler(msg) {
+    if (!args.jetstream) return () => {};
+    return (how) => (how === 'ack' ? msg.ack() : how === 'term' ? msg.term() : msg.nak(NAK_DELAY_MS));
+}
+
 const nc = await connect({ servers: args.nats, name: 'falco-peer' });
-const sub = nc.subscribe(args.subject);
+const messages = args.jetstream ? await jetstreamMessages(nc) : nc.subscribe(args.subject);
 await nc.flush();
 process.stdout.write('ready\n');
 
+process.on('SIGUSR2', () => process.stdout.write(JSON.stringify(counts) + '\n'));
 process.on('SIGTERM', () => {
     process.stdout.write(JSON.stringify(counts) + '\n', () => process.exit(0));
 });
 
 const slots = new Semaphore(concurrency);
-for await (const msg of sub) {
+for await (const msg of messages) {
     await slots.acquire();
-    handle(msg.string()).finally(() => slots.release());
+    handle(msg.string(), settler(msg)).finally(() => slots.release());
 }
