@@ -8,8 +8,8 @@
 //                [--default-agent]            (the library's own agent: a new TLS connection per request)
 //                [--jetstream STREAM [--durable NAME]]   (at least once: a durable pull consumer, acked
 //                                             once the DELETE succeeded; the stream is created if absent)
-//                [--protected NS,NS] [--cooldown-ms MS]  (the filtering playbookd does: protected
-//                                             namespaces, host events, one DELETE per pod per cooldown)
+//                [--protected NS,NS] [--cooldown-ms MS]  (playbookd's filtering besides host events,
+//                                             always skipped: protected namespaces, one DELETE per pod per cooldown)
 //
 // stdout: one line "ready" once subscribed; on SIGUSR2 and on SIGTERM one line
 // {"handled":N,"failed":N,"skipped":N} (SIGTERM then exits). stderr: one short line per failed alert.
