@@ -231,7 +231,8 @@ def test_playbookd_refused_by_the_server_exits_to_be_restarted(authed, kube, inc
     try:
         assert pbd.proc.wait(timeout=30) == 1
         assert pbd.logged("nats connection closed")[0]["level"] == "error"
-        assert pbd.logged("stopping: the NATS connection is closed for good")
+        # Refused at once (the first connect answers) or once connected in the background: both end here.
+        assert pbd.logged("stopping: the NATS connection is closed for good") or pbd.logged("cannot start")
         assert PASSWORDS["falco"] not in open(pbd.log_path).read()
         assert not pbd.logged("ready")
     finally:
