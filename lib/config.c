@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "playbookd/expiry.h"
 #include "playbookd/httpd.h"
 #include "playbookd/kube.h"
 #include "playbookd/nkey.h"
@@ -170,6 +171,16 @@ static const struct param_spec protected_nodes_spec[] = {
     {0},
 };
 
+static const struct param_spec expiry_spec[] = {
+    {.name = "interval",
+     .type = PARAM_DURATION,
+     .def = "30s",
+     .offset = offsetof(struct config_file, cfg.expiry_interval_ms),
+     .min = EXPIRY_INTERVAL_MIN_MS,
+     .max = EXPIRY_INTERVAL_MAX_MS},
+    {0},
+};
+
 static const struct param_spec root_spec[] = {
     {.name = "nats", .type = PARAM_SECTION, .section = nats_spec},
     {.name = "kubernetes", .type = PARAM_SECTION, .section = kube_spec},
@@ -200,6 +211,7 @@ static const struct param_spec root_spec[] = {
      .offset = offsetof(struct config_file, cfg.protected_namespaces)},
     {.name = "protected_nodes", .type = PARAM_SECTION, .section = protected_nodes_spec},
     {.name = "rate_limit", .type = PARAM_SECTION, .section = rate_limit_spec},
+    {.name = "expiry", .type = PARAM_SECTION, .section = expiry_spec},
     {.name = "playbooks", .type = PARAM_NODE, .offset = offsetof(struct config_file, playbooks_node)},
     {.name = "topics", .type = PARAM_NODE, .offset = offsetof(struct config_file, topics_node)},
     {.name = "rules", .type = PARAM_NODE, .offset = offsetof(struct config_file, rules_node)},

@@ -88,7 +88,7 @@ static char *event_body(const struct kube_events *q, const struct kube_event *ev
     cJSON_AddStringToObject(e, "reportingController", "playbookd.io/playbookd");
     cJSON_AddStringToObject(e, "reportingInstance", q->instance);
     cJSON_AddStringToObject(e, "action", ev->action);
-    cJSON_AddStringToObject(e, "reason", "FalcoAlert");
+    cJSON_AddStringToObject(e, "reason", ev->reason ? ev->reason : "FalcoAlert");
     cJSON_AddStringToObject(e, "type", "Warning");
     cJSON_AddStringToObject(e, "note", note);
     cJSON_AddStringToObject(reg, "apiVersion", "v1");

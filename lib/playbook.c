@@ -32,11 +32,19 @@ static const struct param_spec common_params[] = {
      .min = 0,
      .max = 7L * 24 * 3600 * 1000},
     {.name = "rate_limit", .type = PARAM_SECTION, .section = rate_limit_params},
+    {.name = "expire_after", /* only for types that expire: see is_common */
+     .type = PARAM_DURATION,
+     .def = "0s",
+     .offset = offsetof(struct playbook, expire_after_ms),
+     .min = 0,
+     .max = 365L * 24 * 3600 * 1000},
     {0},
 };
 
-static bool is_common(const char *key)
+static bool is_common(const struct playbook_type *type, const char *key)
 {
+    if (strcmp(key, "expire_after") == 0)
+        return type->expires; /* else the type's own loader calls it unknown */
     for (const struct param_spec *s = common_params; s->name != NULL; s++)
         if (strcmp(s->name, key) == 0)
             return true;
@@ -45,7 +53,7 @@ static bool is_common(const char *key)
 
 /* A shallow copy of the map params with only (common) or without (!common) the common keys; its children
  * array is the caller's to free. NULL params: an empty map. */
-static int split_params(const struct config_node *params, bool common, struct config_node *out, struct error *err)
+static int split_params(const struct playbook_type *type, const struct config_node *params, bool common, struct config_node *out, struct error *err)
 {
     memset(out, 0, sizeof(*out));
     if (params == NULL || params->kind != NODE_MAP) {
@@ -59,7 +67,7 @@ static int split_params(const struct config_node *params, bool common, struct co
     if (out->children == NULL)
         return error_set(err, "out of memory");
     for (size_t i = 0; i < params->n_children; i++)
-        if (is_common(params->children[i].key) == common)
+        if (is_common(type, params->children[i].key) == common)
             out->children[out->n_children++] = params->children[i];
     return 0;
 }
@@ -68,8 +76,8 @@ static int split_params(const struct config_node *params, bool common, struct co
 static int load_params(struct playbook *pb, const struct config_node *params, struct error *err)
 {
     struct config_node common, own;
-    int rc = split_params(params, true, &common, err);
-    if (rc == 0 && (rc = split_params(params, false, &own, err)) == 0) {
+    int rc = split_params(pb->type, params, true, &common, err);
+    if (rc == 0 && (rc = split_params(pb->type, params, false, &own, err)) == 0) {
         rc = params_load(common_params, pb->type->name, params ? &common : NULL, pb, err);
         if (rc == 0 && params != NULL)
             rc = config_rate_limit_check(&common, &pb->rate_limit, err);

@@ -1,6 +1,6 @@
 /*
  * rbac.c: the ClusterRole a config needs (see rbac.h): the rules of the playbook types its topics use,
- * plus Events when any of them calls the API, merged into one rule per resource in a stable order; and
+ * plus Events when any of them calls the API, plus the expiry sweeper's when a playbook has expire_after, merged into one rule per resource in a stable order; and
  * for rules a playbook needs in one namespace only (capture-logs' ConfigMaps), a Role and RoleBinding there.
  */
 #include "playbookd/rbac.h"
@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "playbookd/expiry.h"
 #include "playbookd/playbook.h"
 #include "playbookd/rules.h"
 
@@ -190,6 +191,8 @@ int rbac_print(FILE *out, const struct config *cfg, struct error *err)
         kube = kube || (used[i] && cfg->playbooks[i]->type->needs_kube);
     }
     if (kube && add_rules(&g, event_rules, false, err) != 0)
+        return -1;
+    if (expiry_configured(cfg) && add_rules(&g, expiry_rbac, false, err) != 0) /* the sweeper and --release */
         return -1;
     qsort(g.rule, g.n, sizeof(g.rule[0]), compare_rules);
     put_header(out, cfg, used);

@@ -3,7 +3,7 @@
  * or --check (--explain), --print-rbac and --replay. No logic worth testing lives here. The command line
  * (a contract):
  *   playbookd [-c FILE] [--dry-run] [--check [--explain ALERT.json]] [--print-rbac] [--replay FILE|-]
- *             [--log-format text|json] [--version]
+ *             [--release pod NS/NAME | node NAME] [--log-format text|json] [--version]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +19,7 @@
 #include "playbookd/config.h"
 #include "playbookd/cooldown.h"
 #include "playbookd/dispatch.h"
+#include "playbookd/expiry.h"
 #include "playbookd/http.h"
 #include "playbookd/httpd.h"
 #include "playbookd/httpin.h"
@@ -39,13 +40,14 @@ struct flags {
     const char *config;
     const char *replay;
     const char *explain;
+    const char *release, *release_name; /* "pod" or "node", and NS/NAME or NAME */
     bool dry_run, check, print_rbac;
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: playbookd [-c FILE] [--dry-run] [--check [--explain ALERT.json]] [--print-rbac] "
-                 "[--replay FILE|-] [--log-format text|json] [--version]\n"
+                 "[--replay FILE|-] [--release pod NS/NAME | node NAME] [--log-format text|json] [--version]\n"
                  "  -c, --config FILE    config file (default " DEFAULT_CONFIG ")\n"
                  "      --dry-run        ask the API server to validate every change without making it\n"
                  "      --check          validate the config and exit 0 (valid) or 1\n"
@@ -54,6 +56,9 @@ static void usage(FILE *out)
                  "      --print-rbac     print the ClusterRole (YAML) that the config's playbooks need, and exit\n"
                  "      --replay FILE|-  dispatch newline-delimited Falco JSON instead of NATS; one result\n"
                  "                       line per action on stdout; exit 1 if any action failed\n"
+                 "      --release pod NS/NAME | node NAME\n"
+                 "                       undo playbookd's containment of the object at once (its taints,\n"
+                 "                       labels, cordon) and exit 0 (released, or nothing to) or 1\n"
                  "      --log-format F   text (default) or json, one object per line\n"
                  "      --version        print the version\n");
 }
@@ -61,7 +66,16 @@ static void usage(FILE *out)
 /* Returns -1 to continue, or the exit status. */
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
-    enum { OPT_DRY_RUN = 256, OPT_CHECK, OPT_EXPLAIN, OPT_PRINT_RBAC, OPT_REPLAY, OPT_LOG_FORMAT, OPT_VERSION };
+    enum {
+        OPT_DRY_RUN = 256,
+        OPT_CHECK,
+        OPT_EXPLAIN,
+        OPT_PRINT_RBAC,
+        OPT_REPLAY,
+        OPT_RELEASE,
+        OPT_LOG_FORMAT,
+        OPT_VERSION
+    };
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -69,6 +83,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"explain", required_argument, NULL, OPT_EXPLAIN},
         {"print-rbac", no_argument, NULL, OPT_PRINT_RBAC},
         {"replay", required_argument, NULL, OPT_REPLAY},
+        {"release", required_argument, NULL, OPT_RELEASE},
         {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
         {"version", no_argument, NULL, OPT_VERSION},
         {"help", no_argument, NULL, 'h'},
@@ -84,6 +99,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case OPT_EXPLAIN: f->explain = optarg; break;
         case OPT_PRINT_RBAC: f->print_rbac = true; break;
         case OPT_REPLAY: f->replay = optarg; break;
+        case OPT_RELEASE: f->release = optarg; break;
         case OPT_LOG_FORMAT:
             if (log_set_format(optarg) != 0) {
                 fprintf(stderr, "playbookd: --log-format must be text or json\n");
@@ -97,6 +113,12 @@ static int parse_flags(int argc, char **argv, struct flags *f)
     }
     if (f->explain != NULL && !f->check) {
         fprintf(stderr, "playbookd: --explain goes with --check\n");
+        return 2;
+    }
+    if (f->release != NULL && optind < argc)
+        f->release_name = argv[optind++];
+    if (f->release != NULL && (f->release_name == NULL || (strcmp(f->release, "pod") && strcmp(f->release, "node")))) {
+        fprintf(stderr, "playbookd: --release pod NS/NAME or --release node NAME\n");
         return 2;
     }
     if (optind < argc) {
@@ -211,6 +233,43 @@ static int run_replay(struct config *cfg, const struct brakes *brakes, const cha
     return rc != 0 || buf == NULL || r.failed > 0 ? 1 : 0;
 }
 
+/*
+ * --release pod NS/NAME | node NAME: undoes playbookd's marks on the object at once (expiry.h), printing one
+ * result line. 0 when released or when there was nothing to release, 1 on failure, 2 for a name that is not
+ * one (checked before any request).
+ */
+static int run_release(struct config *cfg, const struct flags *f)
+{
+    char ns[64] = "", shown[ACTION_REASON_MAX * 6];
+    const char *name = f->release_name, *slash = strchr(name, '/');
+    bool pod = strcmp(f->release, "pod") == 0;
+    struct kube *kube = NULL;
+    struct action_result res = {0};
+    struct error err;
+    if (pod && slash != NULL && (size_t)(slash - name) < sizeof(ns)) {
+        memcpy(ns, name, (size_t)(slash - name));
+        name = slash + 1;
+    }
+    if ((pod && !kube_name_label(ns)) || !kube_name_subdomain(name)) {
+        fprintf(stderr, "playbookd: --release %s: '%s' is not %s\n", f->release,
+                text_escape_line(shown, sizeof(shown), f->release_name),
+                pod ? "NAMESPACE/NAME of a pod" : "a node name");
+        config_destroy(cfg);
+        return 2;
+    }
+    int rc = kube_create(&kube, &cfg->kube, &err);
+    if (rc != 0)
+        fprintf(stderr, "playbookd: kubernetes: %s\n", err.msg);
+    enum outcome o = rc == 0 ? expiry_release(kube, "release", pod ? ns : NULL, name, NULL, true, cfg->dry_run, &res)
+                             : OUTCOME_FAILED;
+    if (rc == 0)
+        printf("%s: %s%s%s%s\n", res.target, outcome_name(o), res.reason[0] ? " (" : "",
+               text_escape_line(shown, sizeof(shown), res.reason), res.reason[0] ? ")" : "");
+    kube_destroy(kube);
+    config_destroy(cfg);
+    return rc != 0 || o == OUTCOME_FAILED ? 1 : 0;
+}
+
 /* Blocks the signals the main thread waits for; threads created later inherit the mask. */
 static void block_signals(sigset_t *set)
 {
@@ -275,6 +334,8 @@ static void warn_restart_only(const struct config *was, const struct config *now
         log_kv(LOG_WARN, "the nats section changed: it takes effect on restart", NULL);
     if (strcmp(a, b) != 0)
         log_kv(LOG_WARN, "http.listen changed: it takes effect on restart", NULL);
+    if (expiry_configured(was) != expiry_configured(now) || was->expiry_interval_ms != now->expiry_interval_ms)
+        log_kv(LOG_WARN, "the expiry sweeper (expire_after, expiry.interval) changes on restart", NULL);
     if (!config_http_alerts_equal(&was->http.alerts, &now->http.alerts))
         log_kv(LOG_WARN, "http.alerts changed: it takes effect on restart", NULL);
     if (was->workers != now->workers || was->queue_size != now->queue_size)
@@ -397,11 +458,14 @@ static int run_daemon(struct config *cfg, const struct brakes *brakes, const str
     sigset_t set;
     struct daemon dm = {.flags = f, .brakes = brakes};
     struct httpd *http = NULL;
+    struct expiry_sweeper *sweeper = NULL;
     struct error err;
     int sig = 0;
     block_signals(&set);
     long workers = cfg->workers, queue = cfg->queue_size;
     int rc = build_dispatcher(&dm.current, cfg, brakes, NULL, NULL, &err);
+    if (rc == 0 && expiry_configured(dispatcher_config(dm.current)))
+        rc = expiry_sweeper_start(&sweeper, dispatcher_config(dm.current), &err);
     if (rc == 0)
         rc = workers_create(&dm.pool, (size_t)workers, (size_t)queue, &err);
     if (rc == 0)
@@ -435,6 +499,7 @@ static int run_daemon(struct config *cfg, const struct brakes *brakes, const str
     if (rc == 0)
         log_kv(LOG_INFO, "stopping: draining the input", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM", NULL);
     long flush_ms = dm.js != NULL ? 5000 : 0; /* JetStream's last acks; core NATS sends nothing */
+    expiry_sweeper_stop(sweeper);
     stop(&dm);
     httpd_stop(http);
     nats_link_destroy(dm.link, flush_ms);
@@ -520,6 +585,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "playbookd: cannot initialise libcurl\n");
         config_destroy(cfg);
         return 1;
+    }
+    if (f.release) {
+        rc = run_release(cfg, &f);
+        http_global_cleanup();
+        return rc;
     }
     log_kv(LOG_INFO, "starting", "version", PLAYBOOKD_VERSION, "config", f.config, "dry_run",
            cfg->dry_run ? "true" : "false", NULL);

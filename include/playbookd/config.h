@@ -203,6 +203,7 @@ struct config {
     struct string_list protected_namespaces;
     struct string_list protected_node_labels; /* protected_nodes.labels: node playbooks skip such nodes */
     struct rate_limit rate_limit;             /* for all mutating playbooks together */
+    long expiry_interval_ms;                  /* expiry.interval: how often the sweeper runs (expiry.h) */
     struct playbook **playbooks;
     size_t n_playbooks;
     struct topic *topics;

@@ -143,6 +143,7 @@ struct kube_event {
     const char *kind; /* "Pod" or "Node" */
     const char *namespace_, *name, *uid;
     const char *action; /* "DeletePod" */
+    const char *reason; /* NULL: "FalcoAlert" */
     const char *note;
     bool dry_run;
 };

@@ -72,6 +72,7 @@ struct playbook_type {
     const struct rbac_rule *(*rbac_for)(const struct playbook *pb);
     bool cooldown_per_rule; /* a notification: its cooldown key is the rule and the target */
     bool wants_alert_text;  /* run reads a->text, the alert as received (kept only for such types) */
+    bool expires;           /* accepts `expire_after:` (expiry.h): its change carries playbookd's marks */
     /* How run finds its target (target.h), or NULL: dispatch asks it on receipt, so that an alert whose
      * every action would be skipped without a request never waits for a worker. */
     enum outcome (*find_target)(const struct alert *a, const struct playbook_env *env, struct target *t,
@@ -89,6 +90,7 @@ struct playbook {
     bool dry_run;
     long cooldown_ms;             /* `cooldown:`: a second action on the same target within it is skipped; 0: none */
     struct rate_limit rate_limit; /* `rate_limit:`: at most count actions of this playbook per window; 0: none */
+    long expire_after_ms;         /* `expire_after:` (types that expire): undo the change after it; 0: never */
     const struct playbook_env *env;
     void *ctx; /* the type's own state, set by init */
 };

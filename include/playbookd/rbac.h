@@ -21,7 +21,8 @@
  * Writes the ClusterRole, YAML as manifests/rbac.yaml has it, for the playbooks that cfg's topics use (a
  * playbook defined but named by no topic never runs and adds nothing; a comment lists it). The rules are
  * merged and de-duplicated: one per resource, sorted by API group then resource, verbs in the order of
- * RBAC's documentation (get, list, watch, create, update, patch, delete). Rules a playbook needs in one
+ * RBAC's documentation (get, list, watch, create, update, patch, delete). When a playbook has expire_after,
+ * the expiry sweeper's rules (expiry.h: nodes and pods get, list, patch) are added. Rules a playbook needs in one
  * namespace only (capture-logs: configmaps create in its evidence_namespace) are not in the ClusterRole:
  * after it come, per such namespace in name order, a Role there and a RoleBinding to playbookd's service
  * account, each after a "---" line. 0, or -1 with err set.

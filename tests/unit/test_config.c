@@ -254,7 +254,7 @@ static void test_error_unknown_keys(void **state)
     check_error("nats: {}\nfoo: 1\n",
                 NAME ":2:1: key 'foo': unknown key (valid: nats, kubernetes, retry, http, "
                      "shutdown_timeout_ms, workers, queue_size, dry_run, "
-                     "protected_namespaces, protected_nodes, rate_limit, playbooks, topics, rules)");
+                     "protected_namespaces, protected_nodes, rate_limit, expiry, playbooks, topics, rules)");
     check_error("nats:\n  servers: [nats://x:1]\n  bogus: 1\n",
                 NAME ":3:3: key 'bogus': unknown key (valid: servers, queue_group, token, user, password, credentials, "
                      "nkey, tls, pending, jetstream)");
