@@ -13,6 +13,7 @@
 
 #include "playbookd/kube.h"
 #include "playbookd/log.h"
+#include "playbookd/target.h"
 
 #define TAINTS_MAX 256 /* taints of one node considered for removal */
 
@@ -93,6 +94,45 @@ static int list_put(char *list, size_t size, const char *entry)
     return 0;
 }
 
+/* True when the list (comma-separated) holds entry exactly. */
+static bool listed(const char *list, const char *entry)
+{
+    size_t n = strlen(entry);
+    for (const char *p = list ? list : ""; *p; p += entry_len(p) + (p[entry_len(p)] == ','))
+        if (entry_len(p) == n && strncmp(p, entry, n) == 0)
+            return true;
+    return false;
+}
+
+static bool has_taint(const cJSON *object, const char *key, const char *effect)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach (t, field(object, "spec", "taints")) {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(t, "key"), *e = cJSON_GetObjectItemCaseSensitive(t, "effect");
+        if (cJSON_IsString(k) && cJSON_IsString(e) && strcmp(k->valuestring, key) == 0 &&
+            strcmp(e->valuestring, effect) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The mark as its list entry ("key:effect", "key=value"), and whether it is playbookd's own (see expiry_plan). */
+static bool own_mark(const cJSON *object, const struct expiry_mark *m, char *entry, size_t size)
+{
+    if (m->kind == EXPIRY_CORDON) {
+        const char *by = annotation(object, TARGET_CORDONED_BY);
+        entry[0] = 0;
+        return (by != NULL && strcmp(by, TARGET_CORDONED_BY_VALUE) == 0) ||
+               !cJSON_IsTrue(field(object, "spec", "unschedulable"));
+    }
+    snprintf(entry, size, "%s%c%s", m->key, m->kind == EXPIRY_TAINT ? ':' : '=', m->value);
+    if (m->kind == EXPIRY_TAINT)
+        return listed(annotation(object, EXPIRY_TAINTS), entry) || !has_taint(object, m->key, m->value);
+    const cJSON *have = cJSON_GetObjectItemCaseSensitive(field(object, "metadata", "labels"), m->key);
+    return listed(annotation(object, EXPIRY_LABELS), entry) ||
+           !(cJSON_IsString(have) && strcmp(have->valuestring, m->value) == 0);
+}
+
 int expiry_plan(struct expiry_write *w, const cJSON *object, long expire_after_ms, time_t now,
                 const struct expiry_mark *marks, size_t n, struct action_result *res)
 {
@@ -108,18 +148,31 @@ int expiry_plan(struct expiry_write *w, const cJSON *object, long expire_after_m
     }
     snprintf(w->taints, sizeof(w->taints), "%s", taints ? taints : "");
     snprintf(w->labels, sizeof(w->labels), "%s", labels ? labels : "");
+    w->cordon = annotation(object, EXPIRY_CORDON_AT) != NULL;
+    int own = 0;
     for (size_t i = 0; i < n; i++) {
         char entry[600];
-        if (marks[i].kind == EXPIRY_CORDON)
-            continue; /* cordon-node's own annotation records it */
-        snprintf(entry, sizeof(entry), "%s%c%s", marks[i].key, marks[i].kind == EXPIRY_TAINT ? ':' : '=',
-                 marks[i].value);
+        if (!own_mark(object, &marks[i], entry, sizeof(entry)))
+            continue;
+        own++;
+        if (marks[i].kind == EXPIRY_CORDON) {
+            w->cordon = true; /* beside cordon-node's own annotation, which every cordon of playbookd's has */
+            continue;
+        }
         if (list_put(marks[i].kind == EXPIRY_TAINT ? w->taints : w->labels, EXPIRY_LIST_MAX, entry) != 0) {
             action_fail(res, false, "expiry: the object's playbookd marks would pass %d bytes", EXPIRY_LIST_MAX);
             return -1;
         }
     }
-    return 0;
+    return own;
+}
+
+int expiry_for(const struct playbook *pb, const cJSON *object, const struct expiry_mark *marks, size_t n,
+               struct expiry_write *w, struct action_result *res)
+{
+    if (pb->expire_after_ms <= 0)
+        return 0;
+    return expiry_plan(w, object, pb->expire_after_ms, time(NULL), marks, n, res);
 }
 
 /* "playbookd.io/expires-at" as a JSON pointer under base: '~' is "~0", '/' is "~1" (RFC 6901). */
@@ -171,9 +224,11 @@ static void set_map(cJSON *ops, const cJSON *object, const char *map, const char
 
 void expiry_json_patch(cJSON *ops, const cJSON *object, const struct expiry_write *w)
 {
-    const char *const keys[] = {EXPIRY_AT, EXPIRY_TAINTS, EXPIRY_LABELS}, *const label[] = {EXPIRY_LABEL};
-    const char *const values[] = {w->expires_at, w->taints, w->labels}, *const yes[] = {"true"};
-    set_map(ops, object, "annotations", keys, values, 3);
+    const char *const keys[] = {EXPIRY_AT, EXPIRY_TAINTS, EXPIRY_LABELS, EXPIRY_CORDON_AT}, *const label[] = {
+                                                                                                EXPIRY_LABEL};
+    const char *const values[] = {w->expires_at, w->taints, w->labels, w->cordon ? "expires" : NULL};
+    const char *const yes[] = {"true"};
+    set_map(ops, object, "annotations", keys, values, 4);
     set_map(ops, object, "labels", label, yes, 1);
 }
 
@@ -190,6 +245,8 @@ void expiry_merge_patch(cJSON *meta, const struct expiry_write *w)
         cJSON_AddStringToObject(annotations, EXPIRY_TAINTS, w->taints);
     if (w->labels[0])
         cJSON_AddStringToObject(annotations, EXPIRY_LABELS, w->labels);
+    if (w->cordon)
+        cJSON_AddStringToObject(annotations, EXPIRY_CORDON_AT, "expires");
     cJSON_AddStringToObject(labels, EXPIRY_LABEL, "true");
 }
 
@@ -202,6 +259,7 @@ struct undo {
     char *what;
     size_t size;
     size_t undone; /* changes (not annotations) in the patch */
+    bool force;    /* --release: every mark, the cordon too when it was not meant to expire */
 };
 
 static void say(struct undo *u, const char *kind, const char *text, size_t len)
@@ -263,14 +321,22 @@ static void undo_labels(struct undo *u, const char *list)
     }
 }
 
-/* Uncordons a node that playbookd cordoned (cordon-node's annotation) and is still cordoned. */
+/*
+ * Uncordons a node that playbookd cordoned (cordon-node's annotation) when that cordon expires (EXPIRY_CORDON_AT
+ * records it) or on --release, and removes the annotation with it; a cordon someone else made has no such
+ * annotation, and a cordon that does not expire keeps it when another mark of the node expires.
+ */
 static void undo_cordon(struct undo *u, const char *value)
 {
-    const cJSON *unschedulable = field(u->object, "spec", "unschedulable");
-    if (strcmp(value, EXPIRY_CORDONED_BY_VALUE) != 0 || !cJSON_IsTrue(unschedulable))
+    char path[128];
+    if (strcmp(value, TARGET_CORDONED_BY_VALUE) != 0 || !(u->force || annotation(u->object, EXPIRY_CORDON_AT) != NULL))
         return;
-    add_op(u->ops, "remove", "/spec/unschedulable", NULL);
-    say(u, "cordon", "", 0);
+    if (cJSON_IsTrue(field(u->object, "spec", "unschedulable"))) {
+        add_op(u->ops, "remove", "/spec/unschedulable", NULL);
+        say(u, "cordon", "", 0);
+    }
+    pointer(path, sizeof(path), "/metadata/annotations", TARGET_CORDONED_BY);
+    add_op(u->ops, "remove", path, NULL);
 }
 
 /* One kind of mark: its annotation, and how to undo what it records. Adding a kind is a line here. */
@@ -280,17 +346,18 @@ static const struct undo_kind {
 } undo_kinds[] = {
     {EXPIRY_TAINTS, undo_taints},
     {EXPIRY_LABELS, undo_labels},
-    {EXPIRY_CORDONED_BY, undo_cordon},
+    {TARGET_CORDONED_BY, undo_cordon},
     {NULL, NULL},
 };
 
-/* Removes the annotations and the label playbookd's marks consist of; false when there are none. */
+/* Removes the annotations and the label playbookd's expiring marks consist of; false when there are none. */
 static bool remove_marks(struct undo *u)
 {
+    static const char *const keys[] = {EXPIRY_AT, EXPIRY_TAINTS, EXPIRY_LABELS, EXPIRY_CORDON_AT};
     char path[128];
     bool any = false;
-    for (size_t i = 0; i < sizeof(undo_kinds) / sizeof(undo_kinds[0]); i++) {
-        const char *key = undo_kinds[i].annotation ? undo_kinds[i].annotation : EXPIRY_AT; /* the end: the expiry */
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *key = keys[i];
         if (annotation(u->object, key) == NULL)
             continue;
         pointer(path, sizeof(path), "/metadata/annotations", key);
@@ -326,14 +393,14 @@ enum expiry_undo expiry_undo_patch(const cJSON *object, time_t now, bool force, 
     if (when != EXPIRY_PATCH || !cJSON_IsString(version))
         return cJSON_IsString(version) ? when : EXPIRY_NOTHING;
     cJSON *ops = cJSON_CreateArray();
-    struct undo u = {.object = object, .ops = ops, .what = what, .size = size};
+    struct undo u = {.object = object, .ops = ops, .what = what, .size = size, .force = force};
     add_op(ops, "test", "/metadata/resourceVersion", cJSON_CreateString(version->valuestring));
     for (const struct undo_kind *k = undo_kinds; k->annotation != NULL; k++) {
         const char *value = annotation(object, k->annotation);
         if (value != NULL)
             k->undo(&u, value);
     }
-    if (!remove_marks(&u)) {
+    if (!remove_marks(&u) && u.undone == 0) {
         cJSON_Delete(ops);
         return EXPIRY_NOTHING;
     }
@@ -362,8 +429,7 @@ static void record_release(struct kube *k, const char *ns, const char *name, con
 {
     const cJSON *uid = field(object, "metadata", "uid");
     char note[1024];
-    snprintf(note, sizeof(note), "playbookd released its containment (%s): %s",
-             force ? "on request" : "expired", what);
+    snprintf(note, sizeof(note), "playbookd released its containment (%s): %s", force ? "on request" : "expired", what);
     struct kube_event ev = {
         .kind = ns ? "Pod" : "Node",
         .namespace_ = ns,
@@ -426,8 +492,8 @@ static int release_once(struct kube *k, const char *path, const char *ns, const 
     return again;
 }
 
-enum outcome expiry_release(struct kube *k, const char *playbook, const char *ns, const char *name,
-                            const cJSON *listed, bool force, bool dry_run, struct action_result *res)
+enum outcome expiry_release(struct kube *k, const char *playbook, const char *ns, const char *name, const cJSON *listed,
+                            bool force, bool dry_run, struct action_result *res)
 {
     char path[600], what[ACTION_REASON_MAX] = "";
     enum outcome o = OUTCOME_FAILED;
@@ -456,9 +522,12 @@ bool expiry_configured(const struct config *cfg)
 }
 
 const struct rbac_rule expiry_rbac[] = {
-    {.group = "", .resource = "nodes", .verb = "get"},  {.group = "", .resource = "nodes", .verb = "list"},
-    {.group = "", .resource = "nodes", .verb = "patch"}, {.group = "", .resource = "pods", .verb = "get"},
-    {.group = "", .resource = "pods", .verb = "list"},  {.group = "", .resource = "pods", .verb = "patch"},
+    {.group = "", .resource = "nodes", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "list"},
+    {.group = "", .resource = "nodes", .verb = "patch"},
+    {.group = "", .resource = "pods", .verb = "get"},
+    {.group = "", .resource = "pods", .verb = "list"},
+    {.group = "", .resource = "pods", .verb = "patch"},
     {0},
 };
 
@@ -519,8 +588,8 @@ static int sweep_page(struct expiry_sweeper *s, bool pods, char *cont, size_t si
     struct action_result res = {0};
     if (cont[0] && query_escape(escaped, sizeof(escaped), cont) != 0)
         return -1;
-    snprintf(path, sizeof(path), "/api/v1/%s?labelSelector=%s&limit=%d%s%s",
-             pods ? "pods" : "nodes", EXPIRY_LABEL_SELECTOR, EXPIRY_PAGE, escaped[0] ? "&continue=" : "", escaped);
+    snprintf(path, sizeof(path), "/api/v1/%s?labelSelector=%s&limit=%d%s%s", pods ? "pods" : "nodes",
+             EXPIRY_LABEL_SELECTOR, EXPIRY_PAGE, escaped[0] ? "&continue=" : "", escaped);
     if (kube_get(s->kube, path, pods ? "list pods" : "list nodes", &resp, &res) != OUTCOME_OK) {
         log_kv(LOG_WARN, "expiry: cannot list marked objects", "error", res.reason, NULL);
         kube_response_free(&resp);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "playbookd/expiry.h"
 #include "playbookd/kube.h"
 
 #define KEY_RULE                                                                                                       \
@@ -73,7 +74,8 @@ bool label_set_applied(const struct label_set *set, const cJSON *labels)
     return true;
 }
 
-char *label_patch(const struct label_change *items, size_t n, const char *uid, const char *resource_version)
+char *label_patch(const struct label_change *items, size_t n, const char *uid, const char *resource_version,
+                  const struct expiry_write *w)
 {
     cJSON *patch = cJSON_CreateObject();
     cJSON *meta = patch ? kube_patch_metadata(patch, uid, resource_version) : NULL;
@@ -86,6 +88,8 @@ char *label_patch(const struct label_change *items, size_t n, const char *uid, c
             goto out;
         }
     }
+    if (labels != NULL && w != NULL)
+        expiry_merge_patch(meta, w);
     if (labels != NULL)
         json = cJSON_PrintUnformatted(patch);
 out:
@@ -93,22 +97,59 @@ out:
     return json;
 }
 
+size_t label_marks(const struct label_change *items, size_t n, struct expiry_mark *marks)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < LABELS_MAX; i++)
+        if (items[i].value != NULL)
+            marks[m++] = (struct expiry_mark){.kind = EXPIRY_LABEL_SET, .key = items[i].key, .value = items[i].value};
+    return m;
+}
+
+/* The patch for the pod: with expire_after, from the pod as read now (its resourceVersion, playbookd's marks). */
+static enum outcome pod_patch_body(const struct playbook *pb, const struct target *t, const struct label_change *items,
+                                   size_t n, char **body, struct action_result *res)
+{
+    struct expiry_mark marks[LABELS_MAX];
+    struct expiry_write w;
+    struct kube_response resp;
+    *body = NULL;
+    if (pb->expire_after_ms <= 0) {
+        *body = label_patch(items, n, t->uid, NULL, NULL);
+        return *body ? OUTCOME_OK : action_fail(res, true, "out of memory");
+    }
+    enum outcome o = target_get_pod(pb->env->kube, t, &resp, res);
+    const cJSON *version =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp.json, "metadata"), "resourceVersion");
+    int own = o == OUTCOME_OK ? expiry_for(pb, resp.json, marks, label_marks(items, n, marks), &w, res) : 0;
+    if (o == OUTCOME_OK && own < 0)
+        o = OUTCOME_FAILED;
+    else if (o == OUTCOME_OK && !cJSON_IsString(version))
+        o = action_fail(res, false, "get pod: no metadata.resourceVersion");
+    else if (o == OUTCOME_OK && (*body = label_patch(items, n, t->uid, version->valuestring, own ? &w : NULL)) == NULL)
+        o = action_fail(res, true, "out of memory");
+    kube_response_free(&resp);
+    return o;
+}
+
 enum outcome label_pod_patch(const struct playbook *pb, const struct target *t, const struct label_change *items,
                              size_t n, cJSON **pod, struct action_result *res)
 {
-    char path[512], *body = label_patch(items, n, t->uid, NULL);
-    if (body == NULL)
-        return action_fail(res, true, "out of memory");
+    char path[512], *body;
+    enum outcome o = pod_patch_body(pb, t, items, n, &body, res);
+    if (o != OUTCOME_OK)
+        return o;
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
     struct kube_response resp;
     kube_send(pb->env->kube, "PATCH", path, "application/merge-patch+json", body, pb->dry_run, &resp);
-    enum outcome o = OUTCOME_OK;
     if (resp.status == 200 && kube_response_json(&resp) == NULL)
         o = action_fail(res, true, "label pod: the answer is not JSON");
     else if (resp.status == 200 && pod != NULL)
         *pod = resp.json, resp.json = NULL; /* taken */
     else if (resp.status == 404)
         o = action_skip(res, "the pod is gone");
+    else if (resp.status == 409 && pb->expire_after_ms > 0) /* its resourceVersion: it changed since it was read */
+        o = action_fail(res, true, "the pod changed while it was being labelled (HTTP 409)");
     else if (resp.status == 409 || (t->uid != NULL && kube_patch_uid_refused(&resp)))
         o = action_skip(res, "the pod was replaced: its uid is not the alert's");
     else if (resp.status != 200)

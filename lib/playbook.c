@@ -53,7 +53,8 @@ static bool is_common(const struct playbook_type *type, const char *key)
 
 /* A shallow copy of the map params with only (common) or without (!common) the common keys; its children
  * array is the caller's to free. NULL params: an empty map. */
-static int split_params(const struct playbook_type *type, const struct config_node *params, bool common, struct config_node *out, struct error *err)
+static int split_params(const struct playbook_type *type, const struct config_node *params, bool common,
+                        struct config_node *out, struct error *err)
 {
     memset(out, 0, sizeof(*out));
     if (params == NULL || params->kind != NODE_MAP) {

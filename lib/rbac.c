@@ -1,7 +1,8 @@
 /*
  * rbac.c: the ClusterRole a config needs (see rbac.h): the rules of the playbook types its topics use,
- * plus Events when any of them calls the API, plus the expiry sweeper's when a playbook has expire_after, merged into one rule per resource in a stable order; and
- * for rules a playbook needs in one namespace only (capture-logs' ConfigMaps), a Role and RoleBinding there.
+ * plus Events when any of them calls the API, plus the expiry sweeper's when a playbook has expire_after, merged into
+ * one rule per resource in a stable order; and for rules a playbook needs in one namespace only (capture-logs'
+ * ConfigMaps), a Role and RoleBinding there.
  */
 #include "playbookd/rbac.h"
 

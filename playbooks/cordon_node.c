@@ -7,11 +7,14 @@
  * undo). The patch carries the node's uid and resourceVersion as read: if the node changed in between
  * (someone cordoned it, or it became protected), the API server answers 409 and the retry reads it again,
  * so the annotation can never be put on another's cordon. A merge patch rather than a JSON patch because
- * it also creates metadata.annotations when the node has none, and needs no escaping of the key.
+ * it also creates metadata.annotations when the node has none, and needs no escaping of the key. With
+ * expire_after the patch carries playbookd's marks (expiry.h); a node playbookd cordoned before gets its
+ * expiry extended; another's cordon is left alone and never marked.
  */
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "playbookd/expiry.h"
 #include "playbookd/kube.h"
 #include "playbookd/playbook.h"
 #include "playbookd/target.h"
@@ -19,15 +22,18 @@
 /* No parameters: the table is empty so that unknown keys are still refused. */
 static const struct param_spec cordon_node_params[] = {{0}};
 
-static char *cordon_patch(const char *uid, const char *version)
+static char *cordon_patch(const char *uid, const char *version, const struct expiry_write *w)
 {
     cJSON *patch = cJSON_CreateObject(), *spec = NULL;
     cJSON *meta = patch ? kube_patch_metadata(patch, uid, version) : NULL;
     cJSON *annotations = meta ? cJSON_AddObjectToObject(meta, "annotations") : NULL;
     char *json = NULL;
     if (annotations != NULL && cJSON_AddStringToObject(annotations, TARGET_CORDONED_BY, TARGET_CORDONED_BY_VALUE) &&
-        (spec = cJSON_AddObjectToObject(patch, "spec")) != NULL && cJSON_AddTrueToObject(spec, "unschedulable"))
+        (spec = cJSON_AddObjectToObject(patch, "spec")) != NULL && cJSON_AddTrueToObject(spec, "unschedulable")) {
+        if (w != NULL)
+            expiry_merge_patch(meta, w);
         json = cJSON_PrintUnformatted(patch);
+    }
     cJSON_Delete(patch);
     return json;
 }
@@ -40,14 +46,22 @@ static enum outcome cordon_node(struct playbook *pb, const char *node, const cJS
     const cJSON *uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"); /* checked when read */
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(read, "spec");
+    const struct expiry_mark mark = {.kind = EXPIRY_CORDON};
+    struct expiry_write w;
+    int own = expiry_for(pb, read, &mark, 1, &w, res); /* another's cordon is never playbookd's */
+    if (own < 0)
+        return OUTCOME_FAILED;
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "unschedulable"))) {
         const cJSON *by =
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "annotations"), TARGET_CORDONED_BY);
-        const char *note = by != NULL ? " (already cordoned by playbookd)" : " (already cordoned)";
+        const char *note = own          ? " (already cordoned by playbookd: expiry extended)"
+                           : by != NULL ? " (already cordoned by playbookd)"
+                                        : " (already cordoned)";
         strncat(res->target, note, sizeof(res->target) - strlen(res->target) - 1);
-        return OUTCOME_OK;
+        if (own == 0)
+            return OUTCOME_OK;
     }
-    char *body = cordon_patch(cJSON_IsString(uid) ? uid->valuestring : NULL, version->valuestring);
+    char *body = cordon_patch(cJSON_IsString(uid) ? uid->valuestring : NULL, version->valuestring, own ? &w : NULL);
     enum outcome o = target_node_patch(pb, node, body, "cordoned", res);
     *wrote = o == OUTCOME_OK || o == OUTCOME_DRY_RUN;
     return o;
@@ -81,6 +95,7 @@ static const struct rbac_rule cordon_node_rbac[] = {
 const struct playbook_type playbook_cordon_node = {
     .name = "cordon-node",
     .needs_kube = true,
+    .expires = true,
     .rbac = cordon_node_rbac,
     .find_target = target_pod_or_host,
     .params = cordon_node_params,

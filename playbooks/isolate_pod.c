@@ -401,6 +401,7 @@ static const struct rbac_rule isolate_pod_rbac[] = {
 const struct playbook_type playbook_isolate_pod = {
     .name = "isolate-pod",
     .needs_kube = true,
+    .expires = true,
     .rbac = isolate_pod_rbac,
     .find_target = target_pod,
     .params = isolate_pod_params,

@@ -3,11 +3,14 @@
  * node taint-node would taint (target.c: the pod's node, or the host event's). The node is read first: a
  * protected node is skipped, and a node that already has the labels is left as it is ("already labelled",
  * no write, no Event). The merge patch carries the node's uid and resourceVersion as read, so a node that
- * changed in between (it may have become protected) is read again on the retry, never overwritten.
+ * changed in between (it may have become protected) is read again on the retry, never overwritten. With
+ * expire_after the patch carries playbookd's marks (expiry.h) for the labels it sets; a node labelled so by
+ * playbookd before gets its expiry extended, one labelled so by someone else is left alone.
  */
 #include <cjson/cJSON.h>
 #include <string.h>
 
+#include "playbookd/expiry.h"
 #include "playbookd/kube.h"
 #include "playbookd/labels.h"
 #include "playbookd/playbook.h"
@@ -21,12 +24,19 @@ static enum outcome label_node(struct playbook *pb, const char *node, const cJSO
     const cJSON *meta = cJSON_GetObjectItemCaseSensitive(read, "metadata");
     const cJSON *uid = cJSON_GetObjectItemCaseSensitive(meta, "uid");
     const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"); /* checked when read */
-    if (label_set_applied(&l->set, cJSON_GetObjectItemCaseSensitive(meta, "labels"))) {
-        strncat(res->target, " (already labelled)", sizeof(res->target) - strlen(res->target) - 1);
+    struct expiry_mark marks[LABELS_MAX];
+    struct expiry_write w;
+    bool applied = label_set_applied(&l->set, cJSON_GetObjectItemCaseSensitive(meta, "labels"));
+    int own = expiry_for(pb, read, marks, label_marks(l->set.items, l->set.n, marks), &w, res);
+    if (own < 0)
+        return OUTCOME_FAILED;
+    if (applied)
+        strncat(res->target, own ? " (already labelled: expiry extended)" : " (already labelled)",
+                sizeof(res->target) - strlen(res->target) - 1);
+    if (applied && own == 0)
         return OUTCOME_OK;
-    }
-    char *body =
-        label_patch(l->set.items, l->set.n, cJSON_IsString(uid) ? uid->valuestring : NULL, version->valuestring);
+    char *body = label_patch(l->set.items, l->set.n, cJSON_IsString(uid) ? uid->valuestring : NULL,
+                             version->valuestring, own ? &w : NULL);
     enum outcome o = target_node_patch(pb, node, body, "labelled", res);
     *wrote = o == OUTCOME_OK || o == OUTCOME_DRY_RUN;
     return o;
@@ -60,6 +70,7 @@ static const struct rbac_rule label_node_rbac[] = {
 const struct playbook_type playbook_label_node = {
     .name = "label-node",
     .needs_kube = true,
+    .expires = true,
     .rbac = label_node_rbac,
     .find_target = target_pod_or_host,
     .params = labels_params,

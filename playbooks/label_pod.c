@@ -29,6 +29,7 @@ static const struct rbac_rule label_pod_rbac[] = {
 const struct playbook_type playbook_label_pod = {
     .name = "label-pod",
     .needs_kube = true,
+    .expires = true,
     .rbac = label_pod_rbac,
     .find_target = target_pod,
     .params = labels_params,

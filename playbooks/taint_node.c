@@ -4,13 +4,16 @@
  * so the taint is added with a JSON patch guarded by a test of metadata.resourceVersion: existing taints
  * are kept and a concurrent writer is never overwritten (a stale version is retried from a fresh GET).
  * A protected node (a label of protected_nodes, read from the same GET) is never tainted. Finding and reading
- * the node is target.c's, shared by every node playbook.
+ * the node is target.c's, shared by every node playbook. With expire_after, the same patch carries
+ * playbookd's marks (expiry.h), and a taint playbookd added before gets its expiry extended; a taint someone
+ * else added is left alone and never marked.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "playbookd/expiry.h"
 #include "playbookd/kube.h"
 #include "playbookd/playbook.h"
 #include "playbookd/target.h"
@@ -57,16 +60,10 @@ static bool has_taint(const cJSON *taints, const struct taint_node *t)
     return false;
 }
 
-/* [test resourceVersion, add the taint]: appended to spec.taints, or creating it. */
-static char *taint_patch(const struct taint_node *t, const char *version, bool have_taints, bool have_spec)
+/* The op that adds the taint: appended to spec.taints, or creating it. */
+static cJSON *add_taint(const struct taint_node *t, bool have_taints, bool have_spec)
 {
-    cJSON *ops = cJSON_CreateArray(), *test = cJSON_CreateObject(), *add = cJSON_CreateObject();
-    cJSON *taint = cJSON_CreateObject();
-    cJSON_AddItemToArray(ops, test);
-    cJSON_AddItemToArray(ops, add);
-    cJSON_AddStringToObject(test, "op", "test");
-    cJSON_AddStringToObject(test, "path", "/metadata/resourceVersion");
-    cJSON_AddStringToObject(test, "value", version);
+    cJSON *add = cJSON_CreateObject(), *taint = cJSON_CreateObject();
     cJSON_AddStringToObject(taint, "key", t->key);
     if (t->value[0])
         cJSON_AddStringToObject(taint, "value", t->value);
@@ -86,6 +83,25 @@ static char *taint_patch(const struct taint_node *t, const char *version, bool h
             cJSON_AddItemToObject(spec, "taints", list);
         }
     }
+    return add;
+}
+
+/* [test resourceVersion, add the taint (unless tainted), playbookd's marks (w, when not NULL)]. */
+static char *taint_patch(const struct taint_node *t, const cJSON *node, bool tainted, const struct expiry_write *w)
+{
+    const cJSON *version = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(node, "metadata"),
+                                                            "resourceVersion"); /* checked when read */
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(node, "spec");
+    cJSON *ops = cJSON_CreateArray(), *test = cJSON_CreateObject();
+    cJSON_AddItemToArray(ops, test);
+    cJSON_AddStringToObject(test, "op", "test");
+    cJSON_AddStringToObject(test, "path", "/metadata/resourceVersion");
+    cJSON_AddStringToObject(test, "value", version->valuestring);
+    if (!tainted)
+        cJSON_AddItemToArray(
+            ops, add_taint(t, cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(spec, "taints")), cJSON_IsObject(spec)));
+    if (w != NULL)
+        expiry_json_patch(ops, node, w);
     char *json = cJSON_PrintUnformatted(ops);
     cJSON_Delete(ops);
     return json;
@@ -96,16 +112,20 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
                                struct action_result *res)
 {
     const struct taint_node *t = pb->ctx;
-    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(node, "metadata");
-    const cJSON *version = cJSON_GetObjectItemCaseSensitive(meta, "resourceVersion"); /* checked when read */
-    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(node, "spec");
-    const cJSON *taints = cJSON_GetObjectItemCaseSensitive(spec, "taints");
+    const struct expiry_mark mark = {.kind = EXPIRY_TAINT, .key = t->key, .value = t->effect};
+    struct expiry_write w;
+    const cJSON *taints = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(node, "spec"), "taints");
+    bool tainted = has_taint(taints, t);
+    int marks = expiry_for(pb, node, &mark, 1, &w, res);
     *wrote = false;
-    if (has_taint(taints, t)) {
-        strncat(res->target, " (already tainted)", sizeof(res->target) - strlen(res->target) - 1);
+    if (marks < 0)
+        return OUTCOME_FAILED;
+    if (tainted) /* by someone else: left alone; by playbookd with expire_after: its expiry extended */
+        strncat(res->target, marks ? " (already tainted: expiry extended)" : " (already tainted)",
+                sizeof(res->target) - strlen(res->target) - 1);
+    if (tainted && marks == 0)
         return OUTCOME_OK; /* nothing to write */
-    }
-    char *body = taint_patch(t, version->valuestring, cJSON_IsArray(taints), cJSON_IsObject(spec));
+    char *body = taint_patch(t, node, tainted, marks > 0 ? &w : NULL);
     if (body == NULL)
         return action_fail(res, true, "out of memory");
     struct kube_response resp;
@@ -151,6 +171,7 @@ static const struct rbac_rule taint_node_rbac[] = {
 const struct playbook_type playbook_taint_node = {
     .name = "taint-node",
     .needs_kube = true,
+    .expires = true,
     .rbac = taint_node_rbac,
     .find_target = target_pod_or_host,
     .params = taint_node_params,

@@ -7,15 +7,18 @@
  *   annotation  playbookd.io/expires-at: RFC 3339 UTC    "2026-11-23T03:00:30Z"; the later expiry wins
  *   annotation  playbookd.io/taints: "KEY:EFFECT,..."    the taints playbookd added (key and effect)
  *   annotation  playbookd.io/labels: "KEY=VALUE,..."     the labels playbookd set, with the value it set
- *   annotation  playbookd.io/cordoned-by: playbookd      (cordon-node) playbookd cordoned the node itself
+ *   annotation  playbookd.io/cordon: "expires"           playbookd's cordon expires (cordon-node also sets its
+ *                                                        playbookd.io/cordoned-by: playbookd on every cordon)
  *
  * Neither a taint or label key nor a label value or taint effect can hold ',', '=' (values) or ':' (keys
  * have none after the prefix's '/'), so the lists need no escaping; entries that do not parse are ignored.
  * The sweeper (a thread in daemon mode, every `expiry.interval`) lists nodes and pods (all namespaces) with
  * the label and undoes the expired ones; `playbookd --release` undoes one at once. An undo is one JSON patch
  * guarded by the object's resourceVersion: it removes the recorded taints (matched by key and effect), the
- * recorded labels whose value is still the one playbookd set, the cordon only when playbookd made it, and
- * every annotation above and the label. A taint, label or cordon someone else made stays.
+ * recorded labels whose value is still the one playbookd set, the cordon only when playbookd made it (and,
+ * in a sweep, meant it to expire), and every annotation above and the label. A taint, label or cordon
+ * someone else made stays. --release undoes every recorded mark, and a cordon of playbookd's even when it
+ * was not meant to expire.
  */
 #ifndef PLAYBOOKD_EXPIRY_H
 #define PLAYBOOKD_EXPIRY_H
@@ -32,17 +35,17 @@
 #define EXPIRY_AT "playbookd.io/expires-at"
 #define EXPIRY_TAINTS "playbookd.io/taints"
 #define EXPIRY_LABELS "playbookd.io/labels"
-#define EXPIRY_CORDONED_BY "playbookd.io/cordoned-by" /* cordon-node's mark (target.h's TARGET_CORDONED_BY) */
-#define EXPIRY_CORDONED_BY_VALUE "playbookd"
+#define EXPIRY_CORDON_AT "playbookd.io/cordon" /* "expires": playbookd's cordon expires with the rest */
 
 #define EXPIRY_LIST_MAX 2048 /* bytes of one list annotation: past it a new mark fails the action */
 #define EXPIRY_TIME_MAX 32
 #define EXPIRY_AFTER_MAX_MS (365L * 24 * 3600 * 1000)
 #define EXPIRY_INTERVAL_MIN_MS 1000L
 #define EXPIRY_INTERVAL_MAX_MS 3600000L
-#define EXPIRY_PAGE 50         /* objects per list page: a page of nodes (long image lists) stays well under the response cap */
-#define EXPIRY_PAGES_MAX 200   /* pages per kind per sweep; the rest waits for the next sweep (logged) */
-#define EXPIRY_TRIES 3         /* an undo that meets a concurrent change reads the object again, this often */
+/* Objects per list page: a page of nodes (long image lists) stays well under the response cap. */
+#define EXPIRY_PAGE 50
+#define EXPIRY_PAGES_MAX 200 /* pages per kind per sweep; the rest waits for the next sweep (logged) */
+#define EXPIRY_TRIES 3       /* an undo that meets a concurrent change reads the object again, this often */
 
 /* What a change marks; a playbook passes one or more with its change. */
 enum expiry_kind { EXPIRY_TAINT, EXPIRY_LABEL_SET, EXPIRY_CORDON };
@@ -57,6 +60,7 @@ struct expiry_write {
     char expires_at[EXPIRY_TIME_MAX];
     char taints[EXPIRY_LIST_MAX];
     char labels[EXPIRY_LIST_MAX];
+    bool cordon; /* playbookd's cordon expires */
 };
 
 /* "2026-11-23T03:00:30Z" from t. */
@@ -65,12 +69,18 @@ void expiry_time_format(time_t t, char out[EXPIRY_TIME_MAX]);
 int expiry_time_parse(const char *text, time_t *t);
 
 /*
- * Plans the marks of a change that expires after expire_after_ms, for object as read (its metadata: the
- * marks already there are kept, and the later of its expiry and now + expire_after wins). -1 with the reason
- * in res (failed) when a list would pass EXPIRY_LIST_MAX.
+ * Plans the marks of a change that expires after expire_after_ms, for object as read: the marks already
+ * there are kept, and the later of its expiry and now + expire_after wins. A mark counts as playbookd's own
+ * when its change is not in effect yet (playbookd makes it now) or is recorded already (playbookd made it);
+ * a change in effect by someone else's hand (a taint, a label with that value, a cordon without
+ * cordoned-by) is not recorded: it is not playbookd's to undo. Returns how many marks are its own (0: write
+ * no marks), or -1 with the reason in res (failed) when a list would pass EXPIRY_LIST_MAX.
  */
 int expiry_plan(struct expiry_write *w, const struct cJSON *object, long expire_after_ms, time_t now,
                 const struct expiry_mark *marks, size_t n, struct action_result *res);
+/* expiry_plan for playbook pb (its expire_after; 0 when it has none) and the time now. */
+int expiry_for(const struct playbook *pb, const struct cJSON *object, const struct expiry_mark *marks, size_t n,
+               struct expiry_write *w, struct action_result *res);
 /* Adds the ops that write w to a JSON patch (ops, an array) for object as read. */
 void expiry_json_patch(struct cJSON *ops, const struct cJSON *object, const struct expiry_write *w);
 /* Adds w to the metadata object of a merge patch. */

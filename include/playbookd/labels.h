@@ -15,6 +15,8 @@
 #include "playbookd/target.h"
 
 struct cJSON;
+struct expiry_mark;
+struct expiry_write;
 
 #define LABELS_MAX 64 /* changes in one playbook's `labels:` */
 
@@ -43,12 +45,20 @@ bool label_set_applied(const struct label_set *set, const struct cJSON *labels);
 
 /*
  * The merge patch {"metadata": {"uid": ..., "resourceVersion": ..., "labels": {key: value or null}}} as
- * JSON (uid and resource_version when not NULL; see kube_patch_metadata), or NULL when out of memory.
+ * JSON (uid and resource_version when not NULL; see kube_patch_metadata), with playbookd's expiry marks w
+ * when not NULL (expiry.h), or NULL when out of memory.
  */
-char *label_patch(const struct label_change *items, size_t n, const char *uid, const char *resource_version);
+char *label_patch(const struct label_change *items, size_t n, const char *uid, const char *resource_version,
+                  const struct expiry_write *w);
+
+/* The expiry marks of the changes (those that set a value: a removed label cannot be put back), into marks
+ * (LABELS_MAX of them); returns how many. */
+size_t label_marks(const struct label_change *items, size_t n, struct expiry_mark *marks);
 
 /*
- * Applies the changes to the pod t with label_patch and t's uid (when known), one PATCH. OUTCOME_OK when
+ * Applies the changes to the pod t with label_patch and t's uid (when known), one PATCH; when pb has
+ * expire_after, the pod is read first (target_get_pod) and the patch also carries its resourceVersion and
+ * playbookd's marks (a pod that changed in between fails transient: the retry reads it again). OUTCOME_OK when
  * the API server accepted it (in dry run too); *pod, when pod is not NULL, is the pod as answered, for the
  * caller to cJSON_Delete. A pod gone or replaced (its uid not the alert's) is skipped; else failed.
  */

@@ -562,7 +562,7 @@ def pod_spec_without_mutable_fields(spec):
 
 
 def validate_pod_update(old, new):
-    errors = validate_labels(new["metadata"].get("labels"), "metadata.labels")
+    errors = validate_labels(new["metadata"].get("labels"), "metadata.labels") + validate_annotations(new["metadata"])
     if pod_spec_without_mutable_fields(old.get("spec")) != pod_spec_without_mutable_fields(new.get("spec")):
         errors.append(field_error("Forbidden", "spec", detail=POD_SPEC_FORBIDDEN))
     return errors
@@ -937,6 +937,57 @@ def grace_period(pod, options):
     if not pod["spec"].get("nodeName") or pod.get("status", {}).get("phase") in ("Failed", "Succeeded"):
         period = 0
     return 1 if period < 0 else period
+
+
+SELECTOR_REQUIREMENT = re.compile(r"\s*(?:(!)\s*(?P<absent>[^\s,=!()]+)|(?P<key>[^\s,=!()]+)\s*"
+                                  r"(?:(?P<op>==|=|!=)\s*(?P<value>[^\s,=!()]*)|\s+(?P<set>in|notin)\s*"
+                                  r"\((?P<values>[^()]*)\))?)\s*(?:,|$)")
+
+
+def parse_label_selector(text):
+    """labels.Parse: requirements joined by ',' (key, !key, key=value, key==value, key!=value, key in (a,b),
+    key notin (a,b)), each key a qualified name and each value a label value; 400 BadRequest otherwise.
+    Returns a predicate on a labels dict (an empty selector selects everything)."""
+    tests, pos = [], 0
+    while pos < len(text):
+        match = SELECTOR_REQUIREMENT.match(text, pos)
+        if match is None or match.end() == pos:
+            raise bad_request(f"unable to parse requirement: found '{text[pos:pos + 20]}', expected: identifier")
+        pos = match.end()
+        key = match.group("absent") or match.group("key")
+        values = [v.strip() for v in (match.group("values") or match.group("value") or "").split(",")]
+        bad = qualified_name_errors(key) + [m for v in values for m in label_value_errors(v)]
+        if bad:
+            raise bad_request(f"unable to parse requirement: {bad[0]}")
+        tests.append(selector_requirement(match, key, values))
+    return lambda labels: all(test(labels or {}) for test in tests)
+
+
+def selector_requirement(match, key, values):
+    op = "!" if match.group("absent") else match.group("op") or match.group("set") or "exists"
+    return {"!": lambda labels: key not in labels,
+            "exists": lambda labels: key in labels,
+            "=": lambda labels: labels.get(key) == values[0],
+            "==": lambda labels: labels.get(key) == values[0],
+            "!=": lambda labels: labels.get(key) != values[0],
+            "in": lambda labels: labels.get(key) in values,
+            "notin": lambda labels: labels.get(key) not in values}[op]
+
+
+def list_page(objects, query, kind, api_version, version):
+    """A list as kube-apiserver answers it: objects (key -> object, keys in etcd order) selected by the query's
+    labelSelector, paged by limit and continue (the last key, base64), items without kind and apiVersion."""
+    selects = parse_label_selector((query.get("labelSelector") or [""])[0])
+    limit, start = list_paging(query)
+    keys = sorted(k for k, o in objects.items() if k > start and selects(o["metadata"].get("labels")))
+    page = keys[:limit] if limit else keys
+    items = [{k: v for k, v in copy.deepcopy(objects[key]).items() if k not in ("kind", "apiVersion")}
+             for key in page]
+    meta = {"resourceVersion": version}
+    if len(page) < len(keys):
+        meta.update({"continue": base64.b64encode(page[-1].encode()).decode(), "remainingItemCount":
+                     len(keys) - len(page)})
+    return {"kind": kind, "apiVersion": api_version, "metadata": meta, "items": items}
 
 
 def list_paging(query):
@@ -1399,6 +1450,8 @@ ROUTES = [
     (re.compile(r"/apis/events\.k8s\.io/v1/namespaces/([^/]+)/events"), "events"),
     (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/log"), "pod_log"),
     (re.compile(r"/api/v1/namespaces/([^/]+)/configmaps"), "configmaps"),
+    (re.compile(r"/api/v1/pods"), "all_pods"),
+    (re.compile(r"/api/v1/nodes"), "nodes"),
 ]
 GENERATED_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -1748,6 +1801,16 @@ class FakeKube(Workloads):
                              "remainingItemCount": len(names) - len(page)})
             return 200, {"kind": "NetworkPolicyList", "apiVersion": "networking.k8s.io/v1", "metadata": meta,
                          "items": items}
+
+    def _get_all_pods(self, req):
+        """GET /api/v1/pods: the pods of every namespace (a cluster-wide list), in etcd's order (namespace/name)."""
+        with self._lock:
+            pods = {f"{ns}/{name}": pod for (ns, name), pod in self._pods.items()}
+            return 200, list_page(pods, req.query, "PodList", "v1", str(self._version))
+
+    def _get_nodes(self, req):
+        with self._lock:
+            return 200, list_page(self._nodes, req.query, "NodeList", "v1", str(self._version))
 
     def _delete_pod(self, req, namespace, name):
         options = delete_options(req)

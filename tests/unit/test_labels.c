@@ -152,13 +152,13 @@ static void test_yaml_null_and_the_patch(void **state)
     const char *yaml = "labels: {a: null, b: ~, c: , d: \"null\", e: '', f: x, g: !!str null, h: NULL, i: Null, "
                        "j: nULL}\n";
     assert_int_equal(load_set(yaml, &tree, &set, &err), 0);
-    char *json = label_patch(set.items, set.n, "u-1", "42");
+    char *json = label_patch(set.items, set.n, "u-1", "42", NULL);
     assert_string_equal(json,
                         "{\"metadata\":{\"uid\":\"u-1\",\"resourceVersion\":\"42\",\"labels\":{\"a\":null,\"b\":null,"
                         "\"c\":null,\"d\":\"null\",\"e\":\"\",\"f\":\"x\",\"g\":\"null\",\"h\":null,\"i\":null,"
                         "\"j\":\"nULL\"}}}");
     free(json);
-    json = label_patch(set.items, 1, NULL, NULL);
+    json = label_patch(set.items, 1, NULL, NULL, NULL);
     assert_string_equal(json, "{\"metadata\":{\"labels\":{\"a\":null}}}");
     free(json);
 
