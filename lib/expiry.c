@@ -175,21 +175,6 @@ int expiry_for(const struct playbook *pb, const cJSON *object, const struct expi
     return expiry_plan(w, object, pb->expire_after_ms, time(NULL), marks, n, res);
 }
 
-/* "playbookd.io/expires-at" as a JSON pointer under base: '~' is "~0", '/' is "~1" (RFC 6901). */
-static void pointer(char *out, size_t size, const char *base, const char *key)
-{
-    size_t n = (size_t)snprintf(out, size, "%s/", base);
-    for (; *key && n + 3 < size; key++) {
-        if (*key == '~' || *key == '/') {
-            out[n++] = '~';
-            out[n++] = *key == '~' ? '0' : '1';
-        } else {
-            out[n++] = *key;
-        }
-    }
-    out[n] = 0;
-}
-
 static void add_op(cJSON *ops, const char *op, const char *path, cJSON *value)
 {
     cJSON *o = cJSON_CreateObject();
@@ -217,7 +202,7 @@ static void set_map(cJSON *ops, const cJSON *object, const char *map, const char
     for (size_t i = 0; i < n; i++) {
         if (values[i] == NULL || values[i][0] == 0)
             continue;
-        pointer(path, sizeof(path), base, keys[i]);
+        kube_json_pointer(path, sizeof(path), base, keys[i]);
         add_op(ops, "add", path, cJSON_CreateString(values[i])); /* add replaces a member that exists */
     }
 }
@@ -315,7 +300,7 @@ static void undo_labels(struct undo *u, const char *list)
         if (!kube_qualified_name(key) || strcmp(key, EXPIRY_LABEL) == 0 || !cJSON_IsString(v) ||
             strlen(v->valuestring) != vlen || strncmp(v->valuestring, eq + 1, vlen) != 0)
             continue; /* gone, or changed since: not playbookd's any more */
-        pointer(path, sizeof(path), "/metadata/labels", key);
+        kube_json_pointer(path, sizeof(path), "/metadata/labels", key);
         add_op(u->ops, "remove", path, NULL);
         say(u, "label", p, len);
     }
@@ -335,7 +320,7 @@ static void undo_cordon(struct undo *u, const char *value)
         add_op(u->ops, "remove", "/spec/unschedulable", NULL);
         say(u, "cordon", "", 0);
     }
-    pointer(path, sizeof(path), "/metadata/annotations", TARGET_CORDONED_BY);
+    kube_json_pointer(path, sizeof(path), "/metadata/annotations", TARGET_CORDONED_BY);
     add_op(u->ops, "remove", path, NULL);
 }
 
@@ -360,12 +345,12 @@ static bool remove_marks(struct undo *u)
         const char *key = keys[i];
         if (annotation(u->object, key) == NULL)
             continue;
-        pointer(path, sizeof(path), "/metadata/annotations", key);
+        kube_json_pointer(path, sizeof(path), "/metadata/annotations", key);
         add_op(u->ops, "remove", path, NULL);
         any = true;
     }
     if (cJSON_GetObjectItemCaseSensitive(field(u->object, "metadata", "labels"), EXPIRY_LABEL) != NULL) {
-        pointer(path, sizeof(path), "/metadata/labels", EXPIRY_LABEL);
+        kube_json_pointer(path, sizeof(path), "/metadata/labels", EXPIRY_LABEL);
         add_op(u->ops, "remove", path, NULL);
         any = true;
     }

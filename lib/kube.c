@@ -299,6 +299,21 @@ cJSON *kube_delete_options(bool dry_run, long grace_period_seconds, const char *
     return opts;
 }
 
+void kube_json_pointer(char *out, size_t size, const char *base, const char *key)
+{
+    int w = snprintf(out, size, "%s/", base);
+    size_t n = w < 0 ? 0 : (size_t)w < size ? (size_t)w : size - 1;
+    for (; *key && n + 3 < size; key++) {
+        if (*key == '~' || *key == '/') {
+            out[n++] = '~';
+            out[n++] = *key == '~' ? '0' : '1';
+        } else {
+            out[n++] = *key;
+        }
+    }
+    out[n] = 0;
+}
+
 bool kube_patch_test_failed(const cJSON *status)
 {
     const cJSON *details = cJSON_GetObjectItemCaseSensitive(status, "details");

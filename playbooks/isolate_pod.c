@@ -220,21 +220,6 @@ static enum outcome list_policies(struct playbook *pb, const struct target *t, s
     return OUTCOME_OK;
 }
 
-/* A label key as a JSON pointer token: `~` is `~0`, `/` is `~1` (RFC 6901). */
-static void pointer_token(const char *key, char *out, size_t size)
-{
-    size_t n = 0;
-    for (; *key && n + 3 < size; key++) {
-        if (*key == '~' || *key == '/') {
-            out[n++] = '~';
-            out[n++] = *key == '~' ? '0' : '1';
-        } else {
-            out[n++] = *key;
-        }
-    }
-    out[n] = 0;
-}
-
 /* "app, tier" as far as it fits in keys; *cut when it did not. */
 static void list_key(char *keys, size_t size, const char *key, bool *cut)
 {
@@ -275,8 +260,7 @@ static enum outcome detach_patch(const struct isolate_pod *p, const cJSON *pod, 
         cJSON *remove = cJSON_CreateObject();
         cJSON_AddItemToArray(ops, remove);
         cJSON_AddStringToObject(remove, "op", "remove");
-        strcpy(path, "/metadata/labels/");
-        pointer_token(label->string, path + strlen(path), sizeof(path) - strlen(path));
+        kube_json_pointer(path, sizeof(path), "/metadata/labels", label->string);
         cJSON_AddStringToObject(remove, "path", path);
         list_key(keys, size, label->string, cut);
         (*n)++;

@@ -117,6 +117,9 @@ enum outcome kube_get(struct kube *k, const char *path, const char *what, struct
  * preconditions.uid when uid is not NULL. NULL when out of memory. */
 struct cJSON *kube_delete_options(bool dry_run, long grace_period_seconds, const char *uid);
 
+/* base "/" key as a JSON pointer into out: in the key, '~' is "~0" and '/' is "~1" (RFC 6901). */
+void kube_json_pointer(char *out, size_t size, const char *base, const char *key);
+
 /* True if a 422 answer (its Status) is a JSON patch's failed test operation, that is the object changed
  * since it was read (retry from a fresh read), not a validation failure. */
 bool kube_patch_test_failed(const struct cJSON *status);

@@ -1,0 +1,180 @@
+/*
+ * test_expiry.c: the encoding of containment that expires (expiry.h), without a network: RFC 3339 times,
+ * the marks a change writes (only playbookd's own, the later expiry winning, bounded lists) and the guarded
+ * undo patch (only what is recorded and still as playbookd left it; the cordon only when it expires).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "playbookd/expiry.h"
+
+#define T0 1795402800 /* 2026-11-23T03:00:00Z */
+
+static void test_times(void **state)
+{
+    (void)state;
+    char text[EXPIRY_TIME_MAX];
+    time_t t;
+    expiry_time_format(T0, text);
+    assert_string_equal(text, "2026-11-23T03:00:00Z");
+    assert_int_equal(expiry_time_parse(text, &t), 0);
+    assert_int_equal(t, T0);
+    assert_int_equal(expiry_time_parse("2026-11-23T03:00:00.123456Z", &t), 0);
+    assert_int_equal(t, T0);
+    const char *bad[] = {"",
+                         "2026-11-23T03:00:00",
+                         "2026-11-23T03:00:00+01:00",
+                         "2026-13-23T03:00:00Z",
+                         "2026-11-23 03:00:00Z",
+                         "2026-11-23T03:00:00Zjunk",
+                         "x2026-11-23T03:00:00Z"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(expiry_time_parse(bad[i], &t), -1);
+}
+
+static cJSON *node(const char *json)
+{
+    cJSON *n = cJSON_Parse(json);
+    assert_non_null(n);
+    return n;
+}
+
+static void test_plan_marks_only_playbookds_own(void **state)
+{
+    (void)state;
+    cJSON *n = node("{\"metadata\":{\"resourceVersion\":\"7\",\"labels\":{\"team\":\"shop\"}},\"spec\":{\"taints\":"
+                    "[{\"key\":\"falco/alert\",\"effect\":\"NoSchedule\"}],\"unschedulable\":true}}");
+    const struct expiry_mark marks[] = {
+        {.kind = EXPIRY_TAINT, .key = "falco/alert", .value = "NoSchedule"}, /* another's taint */
+        {.kind = EXPIRY_TAINT, .key = "falco/alert", .value = "NoExecute"},  /* playbookd adds it now */
+        {.kind = EXPIRY_LABEL_SET, .key = "team", .value = "shop"},          /* already so: another's */
+        {.kind = EXPIRY_LABEL_SET, .key = "forensics", .value = "true"},
+        {.kind = EXPIRY_CORDON}, /* another's cordon: no cordoned-by */
+    };
+    struct expiry_write w;
+    struct action_result res = {0};
+    assert_int_equal(expiry_plan(&w, n, 2000, T0, marks, 5, &res), 2);
+    assert_string_equal(w.expires_at, "2026-11-23T03:00:02Z");
+    assert_string_equal(w.taints, "falco/alert:NoExecute");
+    assert_string_equal(w.labels, "forensics=true");
+    assert_false(w.cordon);
+    cJSON_Delete(n);
+}
+
+static void test_plan_keeps_marks_and_the_later_expiry(void **state)
+{
+    (void)state;
+    cJSON *n = node("{\"metadata\":{\"annotations\":{\"playbookd.io/expires-at\":\"2026-11-23T04:00:00Z\","
+                    "\"playbookd.io/labels\":\"a=1,b=2\",\"playbookd.io/cordoned-by\":\"playbookd\"},\"labels\":{"
+                    "\"a\":\"1\",\"b\":\"2\"}},\"spec\":{\"unschedulable\":true}}");
+    const struct expiry_mark marks[] = {{.kind = EXPIRY_LABEL_SET, .key = "a", .value = "3"}, {.kind = EXPIRY_CORDON}};
+    struct expiry_write w;
+    struct action_result res = {0};
+    assert_int_equal(expiry_plan(&w, n, 1500, T0, marks, 2, &res), 2);
+    assert_string_equal(w.expires_at, "2026-11-23T04:00:00Z"); /* the later one */
+    assert_string_equal(w.labels, "b=2,a=3");                  /* a's entry replaced */
+    assert_true(w.cordon);                                     /* playbookd's own cordon */
+    assert_int_equal(expiry_plan(&w, n, 7200 * 1000L, T0, marks, 2, &res), 2);
+    assert_string_equal(w.expires_at, "2026-11-23T05:00:00Z");
+    cJSON_Delete(n);
+}
+
+static void test_plan_bounds_its_lists(void **state)
+{
+    (void)state;
+    char key[70], list[EXPIRY_LIST_MAX] = "", json[EXPIRY_LIST_MAX + 200];
+    memset(key, 'k', 60);
+    key[60] = 0;
+    for (int i = 0; strlen(list) + 70 < EXPIRY_LIST_MAX; i++) /* a list of 1,980 to 2,047 bytes */
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%d=v,", key, i);
+    strcat(list, "z=v");
+    snprintf(json, sizeof(json), "{\"metadata\":{\"annotations\":{\"playbookd.io/labels\":\"%s\"}}}", list);
+    cJSON *n = node(json);
+    const struct expiry_mark mark = {.kind = EXPIRY_LABEL_SET, .key = key, .value = "v"};
+    struct expiry_write w;
+    struct action_result res = {0};
+    assert_int_equal(expiry_plan(&w, n, 1000, T0, &mark, 1, &res), -1);
+    assert_non_null(strstr(res.reason, "marks would pass 2048 bytes"));
+    cJSON_Delete(n);
+}
+
+/* The undo patch of a node as JSON text, and what it undoes. */
+static enum expiry_undo undo(const char *json, bool force, char **body, char *what, size_t size)
+{
+    cJSON *n = node(json);
+    enum expiry_undo u = expiry_undo_patch(n, T0, force, body, what, size);
+    cJSON_Delete(n);
+    return u;
+}
+
+#define MARKED_NODE                                                                                                    \
+    "{\"metadata\":{\"resourceVersion\":\"9\",\"labels\":{\"playbookd.io/contained\":\"true\",\"a\":\"1\",\"b\":"      \
+    "\"changed\"},\"annotations\":{\"playbookd.io/expires-at\":\"%s\",\"playbookd.io/taints\":"                        \
+    "\"falco/alert:NoSchedule,gone:NoExecute\",\"playbookd.io/labels\":\"a=1,b=2\",\"playbookd.io/cordoned-by\":"      \
+    "\"playbookd\"%s}},\"spec\":{\"unschedulable\":true,\"taints\":[{\"key\":\"falco/alert\",\"effect\":"              \
+    "\"NoExecute\"},{\"key\":\"falco/alert\",\"effect\":\"NoSchedule\"}]}}"
+
+static void test_undo_only_what_is_recorded(void **state)
+{
+    (void)state;
+    char json[2048], what[256], *body;
+    snprintf(json, sizeof(json), MARKED_NODE, "2026-11-23T03:00:00Z", "");
+    assert_int_equal(undo(json, false, &body, what, sizeof(what)), EXPIRY_PATCH);
+    assert_string_equal(what, "taint falco/alert:NoSchedule, label a=1"); /* b changed since; cordon not expiring */
+    assert_string_equal(body, "[{\"op\":\"test\",\"path\":\"/metadata/resourceVersion\",\"value\":\"9\"},"
+                              "{\"op\":\"remove\",\"path\":\"/spec/taints/1\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/labels/a\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1expires-at\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1taints\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1labels\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/labels/playbookd.io~1contained\"}]");
+    free(body);
+    snprintf(json, sizeof(json), MARKED_NODE, "2026-11-23T03:00:00Z", ",\"playbookd.io/cordon\":\"expires\"");
+    assert_int_equal(undo(json, false, &body, what, sizeof(what)), EXPIRY_PATCH);
+    assert_string_equal(what, "taint falco/alert:NoSchedule, label a=1, cordon");
+    assert_non_null(strstr(body, "{\"op\":\"remove\",\"path\":\"/spec/unschedulable\"},{\"op\":\"remove\",\"path\":"
+                                 "\"/metadata/annotations/playbookd.io~1cordoned-by\"}"));
+    free(body);
+}
+
+static void test_undo_waits_for_expiry_unless_forced(void **state)
+{
+    (void)state;
+    char json[2048], what[256], *body;
+    snprintf(json, sizeof(json), MARKED_NODE, "2026-11-23T03:00:01Z", "");
+    assert_int_equal(undo(json, false, &body, what, sizeof(what)), EXPIRY_NOT_YET);
+    assert_null(body);
+    assert_int_equal(undo(json, true, &body, what, sizeof(what)), EXPIRY_PATCH); /* --release: the cordon too */
+    assert_string_equal(what, "taint falco/alert:NoSchedule, label a=1, cordon");
+    free(body);
+    snprintf(json, sizeof(json), MARKED_NODE, "soon", "");
+    assert_int_equal(undo(json, false, &body, what, sizeof(what)), EXPIRY_INVALID);
+    assert_int_equal(undo("{\"metadata\":{\"resourceVersion\":\"1\"}}", true, &body, what, sizeof(what)),
+                     EXPIRY_NOTHING);
+    assert_int_equal(undo("{\"metadata\":{\"resourceVersion\":\"1\",\"annotations\":{\"playbookd.io/cordoned-by\":"
+                          "\"playbookd\"}},\"spec\":{\"unschedulable\":true}}",
+                          false, &body, what, sizeof(what)),
+                     EXPIRY_NOTHING); /* a cordon without expire_after never expires */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_plan_marks_only_playbookds_own),
+        cmocka_unit_test(test_plan_keeps_marks_and_the_later_expiry),
+        cmocka_unit_test(test_plan_bounds_its_lists),
+        cmocka_unit_test(test_undo_only_what_is_recorded),
+        cmocka_unit_test(test_undo_waits_for_expiry_unless_forced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
