@@ -560,7 +560,8 @@ static void sweep_item(struct expiry_sweeper *s, const cJSON *item, bool pods)
     if (!cJSON_IsString(name) || !kube_name_subdomain(name->valuestring) ||
         (pods && !(cJSON_IsString(ns) && kube_name_label(ns->valuestring))))
         return; /* the API server never lists such a name */
-    if (due(item, time(NULL)) == EXPIRY_PATCH || due(item, time(NULL)) == EXPIRY_INVALID)
+    enum expiry_undo when = due(item, time(NULL));
+    if (when == EXPIRY_PATCH || when == EXPIRY_INVALID) /* an unreadable expiry is logged, left alone */
         expiry_release(s->kube, "expiry", pods ? ns->valuestring : NULL, name->valuestring, item, false, s->dry_run,
                        &res);
 }
@@ -615,6 +616,7 @@ static void sweep(struct expiry_sweeper *s)
 static void *sweeper_main(void *arg)
 {
     struct expiry_sweeper *s = arg;
+    pthread_setname_np(pthread_self(), "pb-expiry");
     while (!stopping(s)) {
         sweep(s);
         struct timespec until;
