@@ -182,3 +182,28 @@ enum outcome target_node_patch(const struct playbook *pb, const char *node, char
     kube_response_free(&resp);
     return o;
 }
+
+enum outcome target_node_act(struct playbook *pb, const struct alert *a, target_node_change change, const char *action,
+                             struct action_result *res)
+{
+    char node[TARGET_NODE_MAX];
+    struct kube_response resp;
+    bool wrote = false;
+    enum outcome o = target_node(a, pb->env, node, res);
+    if (o != OUTCOME_OK)
+        return o;
+    o = target_node_read(pb->env, node, &resp, res);
+    if (o == OUTCOME_OK)
+        o = change(pb, node, resp.json, &wrote, res);
+    if (wrote)
+        playbook_record_event(pb, a, "Node", NULL, node, NULL, action);
+    kube_response_free(&resp);
+    return o;
+}
+
+const struct rbac_rule target_node_rbac[] = {
+    {.group = "", .resource = "pods", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "get"},
+    {.group = "", .resource = "nodes", .verb = "patch"},
+    {0},
+};

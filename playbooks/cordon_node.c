@@ -69,34 +69,14 @@ static enum outcome cordon_node(struct playbook *pb, const char *node, const cJS
 
 static enum outcome cordon_node_run(struct playbook *pb, const struct alert *a, struct action_result *res)
 {
-    char node[TARGET_NODE_MAX];
-    struct kube_response resp;
-    bool wrote = false;
-    enum outcome o = target_node(a, pb->env, node, res);
-    if (o != OUTCOME_OK)
-        return o;
-    o = target_node_read(pb->env, node, &resp, res);
-    if (o == OUTCOME_OK)
-        o = cordon_node(pb, node, resp.json, &wrote, res);
-    if (wrote)
-        playbook_record_event(pb, a, "Node", NULL, node, NULL, "CordonNode");
-    kube_response_free(&resp);
-    return o;
+    return target_node_act(pb, a, cordon_node, "CordonNode", res);
 }
-
-/* GET the pod (its node, unless a host event names it), GET and PATCH the node: as taint-node. */
-static const struct rbac_rule cordon_node_rbac[] = {
-    {.group = "", .resource = "pods", .verb = "get"},
-    {.group = "", .resource = "nodes", .verb = "get"},
-    {.group = "", .resource = "nodes", .verb = "patch"},
-    {0},
-};
 
 const struct playbook_type playbook_cordon_node = {
     .name = "cordon-node",
     .needs_kube = true,
     .expires = true,
-    .rbac = cordon_node_rbac,
+    .rbac = target_node_rbac,
     .find_target = target_pod_or_host,
     .params = cordon_node_params,
     .run = cordon_node_run,

@@ -44,34 +44,14 @@ static enum outcome label_node(struct playbook *pb, const char *node, const cJSO
 
 static enum outcome label_node_run(struct playbook *pb, const struct alert *a, struct action_result *res)
 {
-    char node[TARGET_NODE_MAX];
-    struct kube_response resp;
-    bool wrote = false;
-    enum outcome o = target_node(a, pb->env, node, res);
-    if (o != OUTCOME_OK)
-        return o;
-    o = target_node_read(pb->env, node, &resp, res);
-    if (o == OUTCOME_OK)
-        o = label_node(pb, node, resp.json, &wrote, res);
-    if (wrote)
-        playbook_record_event(pb, a, "Node", NULL, node, NULL, "LabelNode");
-    kube_response_free(&resp);
-    return o;
+    return target_node_act(pb, a, label_node, "LabelNode", res);
 }
-
-/* GET the pod (its node, unless a host event names it), GET and PATCH the node: as taint-node. */
-static const struct rbac_rule label_node_rbac[] = {
-    {.group = "", .resource = "pods", .verb = "get"},
-    {.group = "", .resource = "nodes", .verb = "get"},
-    {.group = "", .resource = "nodes", .verb = "patch"},
-    {0},
-};
 
 const struct playbook_type playbook_label_node = {
     .name = "label-node",
     .needs_kube = true,
     .expires = true,
-    .rbac = label_node_rbac,
+    .rbac = target_node_rbac,
     .find_target = target_pod_or_host,
     .params = labels_params,
     .ctx_size = sizeof(struct labels_ctx),

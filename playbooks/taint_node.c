@@ -108,10 +108,12 @@ static char *taint_patch(const struct taint_node *t, const cJSON *node, bool tai
 }
 
 /* Adds the taint unless the node has it; *wrote tells whether a patch was accepted. */
-static enum outcome patch_node(struct playbook *pb, const char *path, const cJSON *node, bool *wrote,
+static enum outcome patch_node(struct playbook *pb, const char *name, const cJSON *node, bool *wrote,
                                struct action_result *res)
 {
     const struct taint_node *t = pb->ctx;
+    char path[320];
+    snprintf(path, sizeof(path), "/api/v1/nodes/%s", name);
     const struct expiry_mark mark = {.kind = EXPIRY_TAINT, .key = t->key, .value = t->effect};
     struct expiry_write w;
     const cJSON *taints = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(node, "spec"), "taints");
@@ -144,35 +146,14 @@ static enum outcome patch_node(struct playbook *pb, const char *path, const cJSO
 
 static enum outcome taint_node_run(struct playbook *pb, const struct alert *a, struct action_result *res)
 {
-    char node[TARGET_NODE_MAX], path[320];
-    enum outcome o = target_node(a, pb->env, node, res);
-    if (o != OUTCOME_OK)
-        return o;
-    snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
-    struct kube_response resp;
-    bool wrote = false;
-    o = target_node_read(pb->env, node, &resp, res);
-    if (o == OUTCOME_OK)
-        o = patch_node(pb, path, resp.json, &wrote, res);
-    if (wrote)
-        playbook_record_event(pb, a, "Node", NULL, node, NULL, "TaintNode");
-    kube_response_free(&resp);
-    return o;
+    return target_node_act(pb, a, patch_node, "TaintNode", res);
 }
-
-/* GET the pod (its node), GET and PATCH the node. */
-static const struct rbac_rule taint_node_rbac[] = {
-    {.group = "", .resource = "pods", .verb = "get"},
-    {.group = "", .resource = "nodes", .verb = "get"},
-    {.group = "", .resource = "nodes", .verb = "patch"},
-    {0},
-};
 
 const struct playbook_type playbook_taint_node = {
     .name = "taint-node",
     .needs_kube = true,
     .expires = true,
-    .rbac = taint_node_rbac,
+    .rbac = target_node_rbac,
     .find_target = target_pod_or_host,
     .params = taint_node_params,
     .ctx_size = sizeof(struct taint_node),

@@ -80,6 +80,19 @@ enum outcome target_node_read(const struct playbook_env *env, const char *node, 
  */
 enum outcome target_node_patch(const struct playbook *pb, const char *node, char *body, const char *doing,
                                struct action_result *res);
+
+/* What a node playbook does to the node it read (the Node as the API returns it); *wrote: the API server
+ * accepted a change (dry run included). */
+typedef enum outcome (*target_node_change)(struct playbook *pb, const char *node, const struct cJSON *read, bool *wrote,
+                                           struct action_result *res);
+/*
+ * The run of a node playbook: the alert's node (target_node), read (target_node_read: protected nodes
+ * skipped), handed to change, and the Event `action` recorded on the Node when it wrote.
+ */
+enum outcome target_node_act(struct playbook *pb, const struct alert *a, target_node_change change, const char *action,
+                             struct action_result *res);
+/* What every node playbook needs: GET the pod (its node, unless a host event names it), GET and PATCH the node. */
+extern const struct rbac_rule target_node_rbac[];
 /* True when the alert named no uid, or the Pod object, as the API returns it, has the alert's uid. */
 bool target_uid_matches(const struct target *t, const struct cJSON *pod);
 
