@@ -160,6 +160,12 @@ static natsStatus build_options(const struct config_nats *n, const char *name, s
         s = natsOptions_SetServers(o, (const char **)n->servers.items, (int)n->servers.n);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, name);
+    /* Replies (JetStream fetches, acks of publishes) come to _INBOX_<name>.>: the server's permissions can
+     * then keep each identity to its own replies (manifests/nats.yaml). */
+    char inbox[64];
+    snprintf(inbox, sizeof(inbox), "_INBOX_%s", name);
+    if (s == NATS_OK)
+        s = natsOptions_SetCustomInboxPrefix(o, inbox);
     /* One delivery thread for every subscription: alerts reach the workers in the order they arrived, whatever
      * patterns they matched (cnats otherwise orders per subscription only). */
     if (s == NATS_OK)

@@ -177,7 +177,8 @@ def test_a_wrong_password_is_refused(authed):
 
 
 @pytest.mark.parametrize("subject,queue", [("falco.>", None), ("falco.>", "playbookd"),
-                                           (SUBJECT, "playbookd"), ("falco.*.*", None), (">", None)])
+                                           (SUBJECT, "playbookd"), ("falco.*.*", None), (">", None),
+                                           ("_INBOX_playbookd.>", None), ("_INBOX.>", None)])
 def test_the_publisher_cannot_read_alerts_nor_join_the_queue_group(authed, subject, queue):
     falco = NatsClient(authed.port, user="falco", password=PASSWORDS["falco"])
     why = refused(lambda: falco.subscribe(subject, queue=queue))

@@ -554,9 +554,9 @@ def test_nats_authorization_has_the_two_identities_and_no_anonymous_user():
     falco = text[text.index("user: falco"):text.index("user: playbookd")]
     playbookd = text[text.index("user: playbookd"):]
     assert re.search(r'publish:\s*\{allow:\s*\["falco\.>"\]\}', falco), "falco publishes alerts only"
-    assert re.search(r'subscribe:\s*\{allow:\s*\["_INBOX\.>"\]\}', falco), "falco reads its replies only"
+    assert re.search(r'subscribe:\s*\{allow:\s*\["_INBOX_falco-nats\.>"\]\}', falco), "falco reads its replies only"
     assert re.search(r'publish:\s*\{allow:\s*\["\$JS\.API\.>", "\$JS\.ACK\.>"\]\}', playbookd)
-    assert re.search(r'subscribe:\s*\{allow:\s*\["falco\.>", "_INBOX\.>"\]\}', playbookd)
+    assert re.search(r'subscribe:\s*\{allow:\s*\["falco\.>", "_INBOX_playbookd\.>"\]\}', playbookd)
 
 
 def test_nats_passwords_come_from_one_secret_to_the_server_and_playbookd():
