@@ -442,7 +442,7 @@ static int send_undo(struct kube *k, const char *path, char *body, bool dry_run,
     else if (resp.status == 409 || (resp.status == 422 && kube_patch_test_failed(kube_response_json(&resp))))
         again = 1, *o = action_fail(res, true, "changed while it was being released (HTTP %ld)", resp.status);
     else
-        *o = kube_failure(&resp, "release", res);
+        *o = playbook_kube_failure(&resp, "release", res);
     kube_response_free(&resp);
     return again;
 }
@@ -455,7 +455,7 @@ static int release_once(struct kube *k, const char *path, const char *ns, const 
     const cJSON *object = listed;
     char *body = NULL;
     int again = 0;
-    if (object == NULL && (*o = kube_get(k, path, "get", &resp, res)) != OUTCOME_OK) {
+    if (object == NULL && (*o = playbook_kube_get(k, path, "get", &resp, res)) != OUTCOME_OK) {
         if (resp.status == 404)
             *o = action_skip(res, "gone");
         kube_response_free(&resp);
@@ -576,7 +576,7 @@ static int sweep_page(struct expiry_sweeper *s, bool pods, char *cont, size_t si
         return -1;
     snprintf(path, sizeof(path), "/api/v1/%s?labelSelector=%s&limit=%d%s%s", pods ? "pods" : "nodes",
              EXPIRY_LABEL_SELECTOR, EXPIRY_PAGE, escaped[0] ? "&continue=" : "", escaped);
-    if (kube_get(s->kube, path, pods ? "list pods" : "list nodes", &resp, &res) != OUTCOME_OK) {
+    if (playbook_kube_get(s->kube, path, pods ? "list pods" : "list nodes", &resp, &res) != OUTCOME_OK) {
         log_kv(LOG_WARN, "expiry: cannot list marked objects", "error", res.reason, NULL);
         kube_response_free(&resp);
         return -1;

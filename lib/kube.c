@@ -264,29 +264,6 @@ void kube_response_free(struct kube_response *resp)
     resp->body_len = 0;
 }
 
-enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res)
-{
-    if (resp->status == 0)
-        return action_fail(res, true, "%s: %s", what, resp->message);
-    bool transient = resp->status == 429 || resp->status >= 500;
-    enum outcome o = resp->message[0]
-                         ? action_fail(res, transient, "%s: HTTP %ld (%s)", what, resp->status, resp->message)
-                         : action_fail(res, transient, "%s: HTTP %ld", what, resp->status);
-    res->retry_after_ms = resp->retry_after_s * 1000;
-    return o;
-}
-
-enum outcome kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
-                      struct action_result *res)
-{
-    kube_send(k, "GET", path, NULL, NULL, false, resp);
-    if (resp->status == 200 && kube_response_json(resp) != NULL)
-        return OUTCOME_OK;
-    if (resp->status == 200)
-        return action_fail(res, true, "%s: the answer is not JSON", what);
-    return kube_failure(resp, what, res);
-}
-
 cJSON *kube_delete_options(bool dry_run, long grace_period_seconds, const char *uid)
 {
     cJSON *opts = cJSON_CreateObject();

@@ -153,7 +153,7 @@ enum outcome label_pod_patch(const struct playbook *pb, const struct target *t, 
     else if (resp.status == 409 || (t->uid != NULL && kube_patch_uid_refused(&resp)))
         o = action_skip(res, "the pod was replaced: its uid is not the alert's");
     else if (resp.status != 200)
-        o = kube_failure(&resp, "label pod", res);
+        o = playbook_kube_failure(&resp, "label pod", res);
     kube_response_free(&resp);
     return o;
 }

@@ -141,7 +141,7 @@ static enum outcome get_owner(struct kube *k, const char *ns, const struct owner
     lowercase(resource, sizeof(resource), o->kind);
     snprintf(what, sizeof(what), "get %s", resource);
     snprintf(path, sizeof(path), "/apis/apps/v1/namespaces/%s/%ss/%s", ns, resource, o->name);
-    return kube_get(k, path, what, resp, res);
+    return playbook_kube_get(k, path, what, resp, res);
 }
 
 /* Desired and healthy replicas of the workload object of kind `kind`. */
@@ -225,7 +225,7 @@ enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, co
     char path[512];
     struct kube_response resp;
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    enum outcome o = kube_get(k, path, "get pod", &resp, res);
+    enum outcome o = playbook_kube_get(k, path, "get pod", &resp, res);
     if (resp.status == 404) {
         *gone = true;
         o = OUTCOME_OK;

@@ -178,3 +178,26 @@ enum outcome playbook_changed(const struct playbook *pb)
 {
     return pb->dry_run ? OUTCOME_DRY_RUN : OUTCOME_OK;
 }
+
+enum outcome playbook_kube_failure(const struct kube_response *resp, const char *what, struct action_result *res)
+{
+    if (resp->status == 0)
+        return action_fail(res, true, "%s: %s", what, resp->message);
+    bool transient = resp->status == 429 || resp->status >= 500;
+    enum outcome o = resp->message[0]
+                         ? action_fail(res, transient, "%s: HTTP %ld (%s)", what, resp->status, resp->message)
+                         : action_fail(res, transient, "%s: HTTP %ld", what, resp->status);
+    res->retry_after_ms = resp->retry_after_s * 1000;
+    return o;
+}
+
+enum outcome playbook_kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
+                               struct action_result *res)
+{
+    kube_send(k, "GET", path, NULL, NULL, false, resp);
+    if (resp->status == 200 && kube_response_json(resp) != NULL)
+        return OUTCOME_OK;
+    if (resp->status == 200)
+        return action_fail(res, true, "%s: the answer is not JSON", what);
+    return playbook_kube_failure(resp, what, res);
+}

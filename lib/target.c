@@ -104,7 +104,7 @@ enum outcome target_get_pod(struct kube *k, const struct target *t, struct kube_
 {
     char path[512];
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    enum outcome o = kube_get(k, path, "get pod", resp, res);
+    enum outcome o = playbook_kube_get(k, path, "get pod", resp, res);
     if (resp->status == 404)
         return action_skip(res, "the pod is gone");
     if (o == OUTCOME_OK && !target_uid_matches(t, resp->json))
@@ -149,7 +149,7 @@ enum outcome target_node_read(const struct playbook_env *env, const char *node, 
 {
     char path[320];
     snprintf(path, sizeof(path), "/api/v1/nodes/%s", node);
-    enum outcome o = kube_get(env->kube, path, "get node", resp, res);
+    enum outcome o = playbook_kube_get(env->kube, path, "get node", resp, res);
     if (o != OUTCOME_OK)
         return o;
     const char *label = target_node_protected(env, resp->json);
@@ -178,7 +178,7 @@ enum outcome target_node_patch(const struct playbook *pb, const char *node, char
     else if (resp.status == 409 || kube_patch_uid_refused(&resp))
         o = action_fail(res, true, "the node changed while it was being %s (HTTP %ld)", doing, resp.status);
     else
-        o = kube_failure(&resp, "patch node", res);
+        o = playbook_kube_failure(&resp, "patch node", res);
     kube_response_free(&resp);
     return o;
 }

@@ -213,7 +213,7 @@ static enum outcome capture_stream(struct capture *c, const char *container, boo
         if (!add_log(c, key, note, n > 0 && (size_t)n < sizeof(note) ? (size_t)n : strlen(note)))
             o = action_fail(res, true, "out of memory");
     } else {
-        o = kube_failure(&resp, previous ? "read previous log" : "read log", res);
+        o = playbook_kube_failure(&resp, previous ? "read previous log" : "read log", res);
     }
     kube_response_free(&resp);
     return o;
@@ -401,7 +401,7 @@ static enum outcome store(struct capture *c, struct action_result *res)
         o = action_fail(res, false, "the evidence namespace %s does not exist: create it (HTTP 404: %s)",
                         p->evidence_namespace, resp.message);
     else if (resp.status != 409)
-        o = kube_failure(&resp, "create configmap", res);
+        o = playbook_kube_failure(&resp, "create configmap", res);
     kube_response_free(&resp);
     return o;
 }

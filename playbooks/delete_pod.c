@@ -68,7 +68,7 @@ static enum outcome delete_now(struct playbook *pb, const struct alert *a, const
     } else if (resp.status == 409) {
         o = action_skip(res, "the pod was replaced: its uid is not the alert's");
     } else {
-        o = kube_failure(&resp, "delete pod", res);
+        o = playbook_kube_failure(&resp, "delete pod", res);
     }
     kube_response_free(&resp);
     return o;

@@ -67,7 +67,7 @@ static enum outcome budget_refused(struct kube_response *resp, struct action_res
             cJSON_IsString(message))
             found = message;
     }
-    enum outcome o = kube_failure(resp, "evict pod", res); /* transient, with Retry-After */
+    enum outcome o = playbook_kube_failure(resp, "evict pod", res); /* transient, with Retry-After */
     if (found != NULL) {
         size_t n = strlen(res->reason);
         if (n > 0 && res->reason[n - 1] == ')') /* "...budget.)" -> "...budget. The disruption budget ...)" */
@@ -98,7 +98,7 @@ static enum outcome evict_now(struct playbook *pb, const struct alert *a, const 
     } else if (resp.status == 429) {
         o = budget_refused(&resp, res);
     } else {
-        o = kube_failure(&resp, "evict pod", res);
+        o = playbook_kube_failure(&resp, "evict pod", res);
     }
     kube_response_free(&resp);
     return o;

@@ -119,7 +119,7 @@ static enum outcome check_existing_policy(struct playbook *pb, const char *path,
     kube_send(pb->env->kube, "GET", url, NULL, NULL, false, &resp);
     enum outcome o = OUTCOME_OK;
     if (resp.status != 200)
-        o = kube_failure(&resp, "get policy", res);
+        o = playbook_kube_failure(&resp, "get policy", res);
     else if (!policy_isolates(p, kube_response_json(&resp)))
         o = action_fail(res, false, "NetworkPolicy %s exists but does not deny all traffic to pods labelled %s",
                         p->policy_name, p->label);
@@ -140,7 +140,7 @@ static enum outcome ensure_policy(struct playbook *pb, const struct target *t, s
     if (resp.status == 409)
         o = check_existing_policy(pb, path, res);
     else if (resp.status != 201)
-        o = kube_failure(&resp, "create policy", res);
+        o = playbook_kube_failure(&resp, "create policy", res);
     kube_response_free(&resp);
     return o;
 }
@@ -206,7 +206,7 @@ static enum outcome list_policies(struct playbook *pb, const struct target *t, s
     char path[512];
     snprintf(path, sizeof(path), "/apis/networking.k8s.io/v1/namespaces/%s/networkpolicies?limit=%d", t->ns,
              ISOLATE_POLICIES_MAX);
-    enum outcome o = kube_get(pb->env->kube, path, "list policies", resp, res);
+    enum outcome o = playbook_kube_get(pb->env->kube, path, "list policies", resp, res);
     if (o != OUTCOME_OK)
         return o;
     const cJSON *more =
@@ -301,7 +301,7 @@ static enum outcome send_detach(struct playbook *pb, const struct target *t, cha
     else if (resp.status == 409 || (resp.status == 422 && kube_patch_test_failed(kube_response_json(&resp))))
         o = action_fail(res, true, "the pod changed while it was being detached (HTTP %ld)", resp.status);
     else
-        o = kube_failure(&resp, "detach pod", res);
+        o = playbook_kube_failure(&resp, "detach pod", res);
     kube_response_free(&resp);
     return o;
 }

@@ -139,7 +139,7 @@ static enum outcome patch_node(struct playbook *pb, const char *name, const cJSO
     else if (resp.status == 409 || (resp.status == 422 && kube_patch_test_failed(kube_response_json(&resp))))
         o = action_fail(res, true, "the node changed while it was being tainted (HTTP %ld)", resp.status);
     else
-        o = kube_failure(&resp, "patch node", res);
+        o = playbook_kube_failure(&resp, "patch node", res);
     kube_response_free(&resp);
     return o;
 }

@@ -1,7 +1,8 @@
 /*
  * kube.h: a small Kubernetes REST client. It finds the API server and credentials in cluster (service
- * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and turns answers into
- * playbook outcomes; it records events.k8s.io Events asynchronously. The name checks that target.c applies
+ * account) or in a kubeconfig, always verifies TLS, re-reads a rotating token, and answers with HTTP facts
+ * (status, Retry-After, a Status object's reason); playbook.h turns those into outcomes. It records
+ * events.k8s.io Events asynchronously. The name checks that target.c applies
  * to alert fields before any path is built live here too. The module is kube.c (requests), kube_config.c
  * (where the API server is) and kube_event.c (the Event queue and its senders).
  */
@@ -13,7 +14,6 @@
 #include "playbookd/config.h"
 #include "playbookd/error.h"
 #include "playbookd/http.h"
-#include "playbookd/playbook.h"
 
 #define KUBE_SA_DIR "/var/run/secrets/kubernetes.io/serviceaccount"
 #define KUBE_TOKEN_MAX_AGE_S 60
@@ -102,15 +102,6 @@ int kube_prepare(struct kube *k, const char *method, const char *path, const cha
                  bool dry_run, long timeout_ms, bool fresh_token, struct kube_prepared *out, struct error *err);
 /* The answer in http as a kube_response (status, Retry-After, a Status object's reason); takes the body. */
 void kube_response_take(struct kube_response *resp, struct http_response *http);
-
-/* A failed call as an outcome: "DELETE pod default/x: HTTP 403 (Forbidden: ...)"; transient for no answer,
- * 429 and 5xx, with Retry-After. */
-enum outcome kube_failure(const struct kube_response *resp, const char *what, struct action_result *res);
-
-/* GETs path (a read: never dry run). OUTCOME_OK when it answered 200 with JSON, in resp->json; else the
- * failure as kube_failure words it, under `what` ("get node"). resp is the caller's to free either way. */
-enum outcome kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
-                      struct action_result *res);
 
 /* The DeleteOptions of a pod's DELETE or Eviction (without apiVersion and kind): dryRun ["All"] in dry run (the
  * API server reads the body's options, not the query, when a body is sent), gracePeriodSeconds when >= 0,

@@ -119,4 +119,14 @@ enum outcome action_skip(struct action_result *res, const char *fmt, ...) __attr
 enum outcome action_fail(struct action_result *res, bool transient, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+struct kube_response;
+
+/* A failed Kubernetes call as an outcome: "delete pod: HTTP 403 (Forbidden: ...)"; transient for no answer,
+ * 429 and 5xx, with Retry-After. (kube.c answers with HTTP facts; the outcome is the playbook side's.) */
+enum outcome playbook_kube_failure(const struct kube_response *resp, const char *what, struct action_result *res);
+/* GETs path (a read: never dry run). OUTCOME_OK when it answered 200 with JSON, in resp->json; else the
+ * failure as playbook_kube_failure words it, under `what` ("get node"). resp is the caller's to free. */
+enum outcome playbook_kube_get(struct kube *k, const char *path, const char *what, struct kube_response *resp,
+                               struct action_result *res);
+
 #endif

@@ -38,7 +38,7 @@ struct kube_response;
 /*
  * GETs the pod t names (target_pod's). OUTCOME_OK with the Pod in resp->json; a pod that is gone (404), or
  * one whose uid is not the alert's k8s.pod.uid (replaced by a pod of the same name), is OUTCOME_SKIPPED;
- * other failures as kube_get words them. resp is the caller's to free either way.
+ * other failures as playbook_kube_get words them. resp is the caller's to free either way.
  */
 enum outcome target_get_pod(struct kube *k, const struct target *t, struct kube_response *resp,
                             struct action_result *res);
