@@ -69,12 +69,21 @@ static void put_escaped(struct line *l, const char *v)
 {
     size_t start = l->len, n;
     char one[TEXT_ESCAPE_MAX];
-    for (; (n = text_escape_char(v, one)) > 0; v += n) {
-        if (l->len - start >= VALUE_MAX_BYTES) {
-            puts_(l, "...");
+    for (;;) {
+        size_t used = l->len - start, run = text_plain_run(v);
+        if (used >= VALUE_MAX_BYTES || run >= VALUE_MAX_BYTES - used) { /* full: "..." when anything is left */
+            size_t room = used >= VALUE_MAX_BYTES ? 0 : VALUE_MAX_BYTES - used;
+            put(l, v, room);
+            if (v[room] != 0)
+                puts_(l, "...");
             return;
         }
+        put(l, v, run); /* a run of bytes that need no escape, whole */
+        v += run;
+        if ((n = text_escape_char(v, one)) == 0)
+            return;
         puts_(l, one);
+        v += n;
     }
 }
 
@@ -85,10 +94,17 @@ static bool needs_quotes(const char *v)
     char one[TEXT_ESCAPE_MAX];
     if (*v == 0)
         return true;
-    for (; (n = text_escape_char(v, one)) > 0; v += n)
-        if (*v == ' ' || *v == '=' || strlen(one) != n || memcmp(one, v, n) != 0)
+    for (;;) {
+        size_t run = text_plain_run(v);
+        if (memchr(v, ' ', run) != NULL || memchr(v, '=', run) != NULL)
             return true;
-    return false;
+        v += run;
+        if ((n = text_escape_char(v, one)) == 0)
+            return false;
+        if (strlen(one) != n || memcmp(one, v, n) != 0)
+            return true;
+        v += n;
+    }
 }
 
 static void put_timestamp(struct line *l)

@@ -45,6 +45,10 @@ bool text_utf8_valid(const char *data, size_t len)
     const unsigned char *p = (const unsigned char *)data;
     uint32_t cp;
     while (len > 0) {
+        if (*p >= 0x01 && *p <= 0x7f) { /* ASCII, most of any alert: no decoding */
+            p++, len--;
+            continue;
+        }
         size_t n = utf8_decode(p, len, &cp);
         if (n == 0)
             return false;
@@ -132,6 +136,14 @@ static bool escaped_code_point(uint32_t cp)
            (cp >= 0x2066 && cp <= 0x2069);
 }
 
+size_t text_plain_run(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\')
+        p++;
+    return (size_t)(p - (const unsigned char *)s);
+}
+
 size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX])
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -166,7 +178,13 @@ static char *escape_into(char *dst, size_t size, const char *src, bool keep_quot
 {
     char one[TEXT_ESCAPE_MAX];
     size_t len = 0, n;
-    while ((n = text_escape_char(src, one)) > 0) {
+    for (;;) {
+        size_t run = text_plain_run(src); /* as it is, up to what fits */
+        run = len + run < size ? run : size - 1 - len;
+        memcpy(dst + len, src, run);
+        len += run, src += run;
+        if ((n = text_escape_char(src, one)) == 0)
+            break;
         if (keep_quotes && *src == '"')
             memcpy(one, "\"", 2);
         size_t m = strlen(one);

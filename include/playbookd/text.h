@@ -43,6 +43,9 @@ char *text_teams_escape(const char *in, size_t max_in);
  * bytes of s it used (0 at the end of s). The output is always valid UTF-8 without controls.
  */
 #define TEXT_ESCAPE_MAX 8
+/* The length of the run of bytes at s that text_escape_char leaves as they are without decoding them:
+ * printable ASCII but '"' and the backslash. The escapers copy such runs whole. */
+size_t text_plain_run(const char *s);
 size_t text_escape_char(const char *s, char out[TEXT_ESCAPE_MAX]);
 /* src escaped as text_escape_char does, into dst (size > 0), cut between two escapes; returns dst. For text
  * shown between quotes. */
