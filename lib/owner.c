@@ -222,15 +222,12 @@ enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, co
         return OUTCOME_OK;
     if (s->min_healthy_text != NULL)
         pthread_mutex_lock(&replica_lock);
-    char path[512];
     struct kube_response resp;
-    snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
-    enum outcome o = playbook_kube_get(k, path, "get pod", &resp, res);
+    enum outcome o = target_get_pod(k, t, &resp, res); /* a replaced pod is skipped there */
     if (resp.status == 404) {
-        *gone = true;
+        *gone = true; /* already gone: the goal holds, the caller says so */
+        res->reason[0] = 0;
         o = OUTCOME_OK;
-    } else if (o == OUTCOME_OK && !target_uid_matches(t, resp.json)) {
-        o = action_skip(res, "the pod was replaced: its uid is not the alert's");
     } else if (o == OUTCOME_OK) {
         o = check_owner(s, k, t, resp.json, res);
     }

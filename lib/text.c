@@ -92,6 +92,13 @@ static size_t utf8_prefix(const char *s, size_t max)
     return max;
 }
 
+/* Appends "…" (3 bytes), the mark of a text cut short; returns the new end. */
+static char *append_cut_mark(char *o)
+{
+    memcpy(o, "…", sizeof("…") - 1);
+    return o + sizeof("…") - 1;
+}
+
 char *text_slack_escape(const char *in, size_t max_in)
 {
     size_t n = utf8_prefix(in, max_in);
@@ -112,10 +119,8 @@ char *text_slack_escape(const char *in, size_t max_in)
         memcpy(o, rep, len);
         o += len;
     }
-    if (cut) {
-        memcpy(o, "…", sizeof("…") - 1);
-        o += sizeof("…") - 1;
-    }
+    if (cut)
+        o = append_cut_mark(o);
     *o = 0;
     return out;
 }
@@ -228,10 +233,8 @@ char *text_teams_escape(const char *in, size_t max_in)
         lead = lead && c >= '0' && c <= '9';
         used += len;
     }
-    if (cut) {
-        memcpy(o, "…", sizeof("…") - 1);
-        o += sizeof("…") - 1;
-    }
+    if (cut)
+        o = append_cut_mark(o);
     *o = 0;
     return out;
 }

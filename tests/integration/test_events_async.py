@@ -25,12 +25,9 @@ def kube(tmp_path):
 
 
 @pytest.fixture
-def sa(kube, tmp_path, monkeypatch):
-    directory = kube.write_service_account(str(tmp_path / "sa"))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube.port))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
-    return directory
+def sa(incluster):
+    """The service account directory of conftest's in-cluster environment, against this module's kube."""
+    return incluster
 
 
 def alert(pod="web-0", uid=UID):
