@@ -5,9 +5,9 @@ pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.i
 create ConfigMaps in namespaces that exist; evict pods under PodDisruptionBudgets; get apps/v1 Deployments,
 ReplicaSets, StatefulSets and DaemonSets) and answers them the way
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
-schemas in shared/k8s-schemas, JSON and merge patches, optimistic concurrency and dryRun=All. It makes its
-own CA and certificates, accepts a bearer token or a client certificate, records every request, and
-injects faults (error statuses with Retry-After, delays, dropped connections) on demand, for a number of
+schemas in shared/k8s-schemas and tests/k8s-schemas, JSON and merge patches, optimistic concurrency and
+dryRun=All. It makes its own CA and certificates, accepts a bearer token or a client certificate, records
+every request, and injects faults (error statuses with Retry-After, delays, dropped connections) on demand, for a number of
 requests or for a time. It serves many keep-alive connections at once (a thread each) and counts the
 requests being handled at once: in_flight, max_in_flight, per method too.
 Debian's python3 with python3-cryptography and python3-jsonschema; nothing else.
@@ -41,7 +41,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCHEMA_DIR = os.path.join(ROOT, "..", "shared", "k8s-schemas")
+# The team's shared schemas first, then the ones this repository carries (tests/k8s-schemas/SOURCE.md).
+SCHEMA_DIRS = (os.path.join(ROOT, "..", "shared", "k8s-schemas"), os.path.join(ROOT, "tests", "k8s-schemas"))
 
 # ---------------------------------------------------------------------------------------------------
 # Status objects and the errors kube-apiserver answers with (k8s.io/apimachinery/pkg/api/errors)
@@ -263,9 +264,17 @@ def validate_metadata(meta):
 
 
 @functools.lru_cache(maxsize=None)
+def schema_path(name):
+    found = [path for path in (os.path.join(d, name) for d in SCHEMA_DIRS) if os.path.isfile(path)]
+    if not found:
+        raise FileNotFoundError(f"schema {name} is in none of {SCHEMA_DIRS}")
+    return found[0]
+
+
+@functools.lru_cache(maxsize=None)
 def schema_validator(name):
     # The files declare "$schema": "http://json-schema.org/schema#" (no draft); Draft 7 covers every keyword.
-    with open(os.path.join(SCHEMA_DIR, name)) as f:
+    with open(schema_path(name)) as f:
         return jsonschema.Draft7Validator(json.load(f))
 
 
