@@ -511,6 +511,8 @@ static int load_tree(struct config_file *cf, const struct config_node *root, boo
     const struct config_node *rules = cf->rules_node;
     if (load_topics(cfg, root, cf->topics_node, rules && (rules->kind != NODE_SEQ || rules->n_children > 0), err) != 0)
         return -1;
+    for (size_t i = 0; i < cfg->n_playbooks; i++)
+        cf->env.expiry_active = cf->env.expiry_active || cfg->playbooks[i]->expire_after_ms > 0;
     return config_rules_load(cfg, rules, err);
 }
 

@@ -133,22 +133,76 @@ static bool own_mark(const cJSON *object, const struct expiry_mark *m, char *ent
            !(cJSON_IsString(have) && strcmp(have->valuestring, m->value) == 0);
 }
 
-int expiry_plan(struct expiry_write *w, const cJSON *object, long expire_after_ms, time_t now,
-                const struct expiry_mark *marks, size_t n, struct action_result *res)
+/* Drops the entries that stand for the same mark as entry (list_put's rule) from list. */
+static void list_drop(char *list, const char *entry)
 {
-    time_t at = now + (time_t)((expire_after_ms + 999) / 1000), was;
-    const char *old = annotation(object, EXPIRY_AT), *taints = annotation(object, EXPIRY_TAINTS);
+    char out[EXPIRY_LIST_MAX];
+    size_t n = 0;
+    for (const char *p = list; *p; p += entry_len(p) + (p[entry_len(p)] == ',')) {
+        size_t len = entry_len(p);
+        if (len == 0 || same_mark(p, len, entry) || n + len + 2 > sizeof(out))
+            continue;
+        memcpy(out + n, p, len);
+        n += len;
+        out[n++] = ',';
+    }
+    out[n > 0 ? n - 1 : 0] = 0;
+    strcpy(list, out);
+}
+
+/* w as the object carries it now: its expiry, lists and cordon mark; -1 (failed) when a list is too long. */
+static int marks_read(struct expiry_write *w, const cJSON *object, struct action_result *res)
+{
+    const char *at = annotation(object, EXPIRY_AT), *taints = annotation(object, EXPIRY_TAINTS);
     const char *labels = annotation(object, EXPIRY_LABELS);
-    if (old != NULL && expiry_time_parse(old, &was) == 0 && was > at)
-        at = was; /* the later expiry wins: the safer containment */
-    expiry_time_format(at, w->expires_at);
+    memset(w, 0, sizeof(*w));
     if (strlen(taints ? taints : "") >= sizeof(w->taints) || strlen(labels ? labels : "") >= sizeof(w->labels)) {
         action_fail(res, false, "expiry: the object's playbookd marks are longer than %d bytes", EXPIRY_LIST_MAX);
         return -1;
     }
+    if (at != NULL && strlen(at) < sizeof(w->expires_at))
+        strcpy(w->expires_at, at); /* else unreadable: replaced, or left as it is by a cancel */
     snprintf(w->taints, sizeof(w->taints), "%s", taints ? taints : "");
     snprintf(w->labels, sizeof(w->labels), "%s", labels ? labels : "");
     w->cordon = annotation(object, EXPIRY_CORDON_AT) != NULL;
+    return 0;
+}
+
+/* A change made for good (no expire_after): its marks come out of w, so that the sweeper leaves it in place;
+ * how many there were. With no mark left (none_left), the patch removes every annotation and the label. */
+static int marks_cancel(struct expiry_write *w, const struct expiry_mark *marks, size_t n)
+{
+    int cancelled = 0;
+    w->cancel = true;
+    for (size_t i = 0; i < n; i++) {
+        char entry[600];
+        char *list = marks[i].kind == EXPIRY_TAINT ? w->taints : w->labels;
+        if (marks[i].kind == EXPIRY_CORDON) {
+            cancelled += w->cordon;
+            w->cordon = false;
+            continue;
+        }
+        snprintf(entry, sizeof(entry), "%s%c%s", marks[i].key, marks[i].kind == EXPIRY_TAINT ? ':' : '=',
+                 marks[i].value);
+        size_t before = strlen(list);
+        list_drop(list, entry);
+        cancelled += strlen(list) != before;
+    }
+    w->none_left = !w->taints[0] && !w->labels[0] && !w->cordon;
+    return cancelled;
+}
+
+int expiry_plan(struct expiry_write *w, const cJSON *object, long expire_after_ms, time_t now,
+                const struct expiry_mark *marks, size_t n, struct action_result *res)
+{
+    time_t at = now + (time_t)((expire_after_ms + 999) / 1000), was;
+    if (marks_read(w, object, res) != 0)
+        return -1;
+    if (expire_after_ms <= 0)
+        return marks_cancel(w, marks, n);
+    if (expiry_time_parse(w->expires_at, &was) == 0 && was > at)
+        at = was; /* the later expiry wins: the safer containment */
+    expiry_time_format(at, w->expires_at);
     int own = 0;
     for (size_t i = 0; i < n; i++) {
         char entry[600];
@@ -170,9 +224,14 @@ int expiry_plan(struct expiry_write *w, const cJSON *object, long expire_after_m
 int expiry_for(const struct playbook *pb, const cJSON *object, const struct expiry_mark *marks, size_t n,
                struct expiry_write *w, struct action_result *res)
 {
-    if (pb->expire_after_ms <= 0)
-        return 0;
     return expiry_plan(w, object, pb->expire_after_ms, time(NULL), marks, n, res);
+}
+
+void expiry_note(struct action_result *res, const char *state, const struct playbook *pb, int own)
+{
+    size_t used = strlen(res->target);
+    const char *change = own <= 0 ? "" : pb->expire_after_ms > 0 ? ": expiry extended" : ": no longer expires";
+    snprintf(res->target + used, sizeof(res->target) - used, " (%s%s)", state, change);
 }
 
 static void add_op(cJSON *ops, const char *op, const char *path, cJSON *value)
@@ -185,54 +244,75 @@ static void add_op(cJSON *ops, const char *op, const char *path, cJSON *value)
     cJSON_AddItemToArray(ops, o);
 }
 
-/* Ops that set keys[i] = values[i] (NULL or empty values skipped) in the map metadata.<map>. */
+/* Ops that set keys[i] = values[i] in the map metadata.<map>: a NULL value is left as it is, an empty one
+ * removed when the object has it. */
 static void set_map(cJSON *ops, const cJSON *object, const char *map, const char *const *keys,
                     const char *const *values, size_t n)
 {
     char base[32], path[128];
+    const cJSON *have = field(object, "metadata", map);
     snprintf(base, sizeof(base), "/metadata/%s", map);
-    if (!cJSON_IsObject(field(object, "metadata", map))) {
+    if (!cJSON_IsObject(have)) {
         cJSON *all = cJSON_CreateObject();
         for (size_t i = 0; i < n; i++)
             if (values[i] != NULL && values[i][0])
                 cJSON_AddStringToObject(all, keys[i], values[i]);
-        add_op(ops, "add", base, all);
+        if (all->child != NULL)
+            add_op(ops, "add", base, all);
+        else
+            cJSON_Delete(all);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        if (values[i] == NULL || values[i][0] == 0)
+        if (values[i] == NULL || (values[i][0] == 0 && cJSON_GetObjectItemCaseSensitive(have, keys[i]) == NULL))
             continue;
         kube_json_pointer(path, sizeof(path), base, keys[i]);
-        add_op(ops, "add", path, cJSON_CreateString(values[i])); /* add replaces a member that exists */
+        add_op(ops, values[i][0] ? "add" : "remove", path, values[i][0] ? cJSON_CreateString(values[i]) : NULL);
     }
 }
 
+/* The annotations of w (keys and values for set_map: NULL left as it is, "" removed); a cancel with no mark
+ * left removes every one. */
+static void marks_values(const struct expiry_write *w, const char *values[4])
+{
+    values[0] = w->none_left ? "" : w->cancel ? NULL : w->expires_at; /* a cancel keeps the expiry of the rest */
+    values[1] = w->taints;
+    values[2] = w->labels;
+    values[3] = w->cordon ? "expires" : w->cancel ? "" : NULL;
+}
+
+static const char *const marks_keys[] = {EXPIRY_AT, EXPIRY_TAINTS, EXPIRY_LABELS, EXPIRY_CORDON_AT};
+
 void expiry_json_patch(cJSON *ops, const cJSON *object, const struct expiry_write *w)
 {
-    const char *const keys[] = {EXPIRY_AT, EXPIRY_TAINTS, EXPIRY_LABELS, EXPIRY_CORDON_AT}, *const label[] = {
-                                                                                                EXPIRY_LABEL};
-    const char *const values[] = {w->expires_at, w->taints, w->labels, w->cordon ? "expires" : NULL};
-    const char *const yes[] = {"true"};
-    set_map(ops, object, "annotations", keys, values, 4);
-    set_map(ops, object, "labels", label, yes, 1);
+    const char *values[4], *const label[] = {EXPIRY_LABEL}, *contained[] = {"true"};
+    marks_values(w, values);
+    if (w->none_left)
+        contained[0] = "";
+    set_map(ops, object, "annotations", marks_keys, values, 4);
+    set_map(ops, object, "labels", label, contained, 1);
 }
 
 void expiry_merge_patch(cJSON *meta, const struct expiry_write *w)
 {
+    const char *values[4];
     cJSON *annotations = cJSON_GetObjectItemCaseSensitive(meta, "annotations");
     cJSON *labels = cJSON_GetObjectItemCaseSensitive(meta, "labels");
     if (annotations == NULL)
         annotations = cJSON_AddObjectToObject(meta, "annotations");
     if (labels == NULL)
         labels = cJSON_AddObjectToObject(meta, "labels");
-    cJSON_AddStringToObject(annotations, EXPIRY_AT, w->expires_at);
-    if (w->taints[0])
-        cJSON_AddStringToObject(annotations, EXPIRY_TAINTS, w->taints);
-    if (w->labels[0])
-        cJSON_AddStringToObject(annotations, EXPIRY_LABELS, w->labels);
-    if (w->cordon)
-        cJSON_AddStringToObject(annotations, EXPIRY_CORDON_AT, "expires");
-    cJSON_AddStringToObject(labels, EXPIRY_LABEL, "true");
+    marks_values(w, values);
+    for (size_t i = 0; i < 4; i++) {
+        if (values[i] != NULL && values[i][0])
+            cJSON_AddStringToObject(annotations, marks_keys[i], values[i]);
+        else if (values[i] != NULL && w->cancel) /* null removes it; nothing happens where it is absent */
+            cJSON_AddNullToObject(annotations, marks_keys[i]);
+    }
+    if (w->none_left)
+        cJSON_AddNullToObject(labels, EXPIRY_LABEL);
+    else
+        cJSON_AddStringToObject(labels, EXPIRY_LABEL, "true");
 }
 
 /* ---- undo ---------------------------------------------------------------------------------------------- */

@@ -106,15 +106,17 @@ size_t label_marks(const struct label_change *items, size_t n, struct expiry_mar
     return m;
 }
 
-/* The patch for the pod: with expire_after, from the pod as read now (its resourceVersion, playbookd's marks). */
+/* The patch for the pod. With expire_after, or when another playbook has it (a change made for good takes
+ * itself out of playbookd's marks), from the pod as read now: guarded by its resourceVersion (*guarded). */
 static enum outcome pod_patch_body(const struct playbook *pb, const struct target *t, const struct label_change *items,
-                                   size_t n, char **body, struct action_result *res)
+                                   size_t n, char **body, bool *guarded, struct action_result *res)
 {
     struct expiry_mark marks[LABELS_MAX];
     struct expiry_write w;
     struct kube_response resp;
     *body = NULL;
-    if (pb->expire_after_ms <= 0) {
+    *guarded = pb->expire_after_ms > 0 || pb->env->expiry_active;
+    if (!*guarded) {
         *body = label_patch(items, n, t->uid, NULL, NULL);
         return *body ? OUTCOME_OK : action_fail(res, true, "out of memory");
     }
@@ -136,7 +138,8 @@ enum outcome label_pod_patch(const struct playbook *pb, const struct target *t, 
                              size_t n, cJSON **pod, struct action_result *res)
 {
     char path[512], *body;
-    enum outcome o = pod_patch_body(pb, t, items, n, &body, res);
+    bool guarded;
+    enum outcome o = pod_patch_body(pb, t, items, n, &body, &guarded, res);
     if (o != OUTCOME_OK)
         return o;
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/pods/%s", t->ns, t->pod);
@@ -148,7 +151,7 @@ enum outcome label_pod_patch(const struct playbook *pb, const struct target *t, 
         *pod = resp.json, resp.json = NULL; /* taken */
     else if (resp.status == 404)
         o = action_skip(res, "the pod is gone");
-    else if (resp.status == 409 && pb->expire_after_ms > 0) /* its resourceVersion: it changed since it was read */
+    else if (resp.status == 409 && guarded) /* its resourceVersion: it changed since it was read */
         o = action_fail(res, true, "the pod changed while it was being labelled (HTTP 409)");
     else if (resp.status == 409 || (t->uid != NULL && kube_patch_uid_refused(&resp)))
         o = action_skip(res, "the pod was replaced: its uid is not the alert's");

@@ -54,10 +54,7 @@ static enum outcome cordon_node(struct playbook *pb, const char *node, const cJS
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(spec, "unschedulable"))) {
         const cJSON *by =
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(meta, "annotations"), TARGET_CORDONED_BY);
-        const char *note = own          ? " (already cordoned by playbookd: expiry extended)"
-                           : by != NULL ? " (already cordoned by playbookd)"
-                                        : " (already cordoned)";
-        strncat(res->target, note, sizeof(res->target) - strlen(res->target) - 1);
+        expiry_note(res, own || by != NULL ? "already cordoned by playbookd" : "already cordoned", pb, own);
         if (own == 0)
             return OUTCOME_OK;
     }

@@ -31,8 +31,7 @@ static enum outcome label_node(struct playbook *pb, const char *node, const cJSO
     if (own < 0)
         return OUTCOME_FAILED;
     if (applied)
-        strncat(res->target, own ? " (already labelled: expiry extended)" : " (already labelled)",
-                sizeof(res->target) - strlen(res->target) - 1);
+        expiry_note(res, "already labelled", pb, own);
     if (applied && own == 0)
         return OUTCOME_OK;
     char *body = label_patch(l->set.items, l->set.n, cJSON_IsString(uid) ? uid->valuestring : NULL,

@@ -122,9 +122,8 @@ static enum outcome patch_node(struct playbook *pb, const char *name, const cJSO
     *wrote = false;
     if (marks < 0)
         return OUTCOME_FAILED;
-    if (tainted) /* by someone else: left alone; by playbookd with expire_after: its expiry extended */
-        strncat(res->target, marks ? " (already tainted: expiry extended)" : " (already tainted)",
-                sizeof(res->target) - strlen(res->target) - 1);
+    if (tainted) /* by someone else: left alone; by playbookd: its expiry extended, or cancelled for good */
+        expiry_note(res, "already tainted", pb, marks);
     if (tainted && marks == 0)
         return OUTCOME_OK; /* nothing to write */
     char *body = taint_patch(t, node, tainted, marks > 0 ? &w : NULL);

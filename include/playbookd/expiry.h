@@ -60,7 +60,9 @@ struct expiry_write {
     char expires_at[EXPIRY_TIME_MAX];
     char taints[EXPIRY_LIST_MAX];
     char labels[EXPIRY_LIST_MAX];
-    bool cordon; /* playbookd's cordon expires */
+    bool cordon;    /* playbookd's cordon expires */
+    bool cancel;    /* a change made for good: its marks taken out (lists written as they are, empty removed) */
+    bool none_left; /* a cancel that leaves no mark: every annotation above and the label removed */
 };
 
 /* "2026-11-23T03:00:30Z" from t. */
@@ -75,12 +77,18 @@ int expiry_time_parse(const char *text, time_t *t);
  * a change in effect by someone else's hand (a taint, a label with that value, a cordon without
  * cordoned-by) is not recorded: it is not playbookd's to undo. Returns how many marks are its own (0: write
  * no marks), or -1 with the reason in res (failed) when a list would pass EXPIRY_LIST_MAX.
+ * With expire_after_ms 0 the change is made for good, and "no expiry" is the latest of all: the same
+ * changes recorded by an earlier expiring one (a taint by key and effect, a label by key, the cordon) come
+ * out of the lists, the rest keeps its expiry; returns how many came out (0: write no marks).
  */
 int expiry_plan(struct expiry_write *w, const struct cJSON *object, long expire_after_ms, time_t now,
                 const struct expiry_mark *marks, size_t n, struct action_result *res);
 /* expiry_plan for playbook pb (its expire_after; 0 when it has none) and the time now. */
 int expiry_for(const struct playbook *pb, const struct cJSON *object, const struct expiry_mark *marks, size_t n,
                struct expiry_write *w, struct action_result *res);
+/* Appends " (STATE)" to res->target, with ": expiry extended" or ": no longer expires" when own > 0 marks
+ * were written (expiry_for's count) for pb's change that was in effect already. */
+void expiry_note(struct action_result *res, const char *state, const struct playbook *pb, int own);
 /* Adds the ops that write w to a JSON patch (ops, an array) for object as read. */
 void expiry_json_patch(struct cJSON *ops, const struct cJSON *object, const struct expiry_write *w);
 /* Adds w to the metadata object of a merge patch. */

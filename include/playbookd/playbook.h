@@ -46,6 +46,9 @@ struct playbook_env {
     struct kube *kube;
     const struct string_list *protected_namespaces;
     const struct string_list *protected_node_labels; /* node playbooks skip a node with any of these labels */
+    /* Some playbook has expire_after (the sweeper runs): a change made without it reads the object first, to
+     * take the same change out of playbookd's expiring marks (expiry.h). */
+    bool expiry_active;
 };
 
 /* One permission a playbook needs of the Kubernetes API, as an RBAC rule grants it (rbac.h prints them). */

@@ -184,6 +184,52 @@ def test_later_expiry_wins(kube, incluster, nats):
         pbd.cleanup()
 
 
+PERMANENT_SUBJECT = "falco.critical.terminal_shell_in_container"
+
+
+def test_a_change_made_for_good_is_not_undone_by_an_earlier_expiry(kube, incluster, nats):
+    """The same taint, cordon and pod label made again by playbooks without expire_after come out of
+    playbookd's marks ("no expiry" is the latest); what only the expiring playbooks did still expires."""
+    permanent = f"""
+  fence-for-good: {{type: taint-node}}
+  cordon-for-good: {{type: cordon-node}}
+  tag-for-good: {{type: label-pod, labels: {{forensics: "true"}}}}
+""".rstrip("\n")
+    cfg = config(incluster, nats=nats).replace("topics:\n", permanent + "\ntopics:\n  " + PERMANENT_SUBJECT +
+                                                ": [fence-for-good, cordon-for-good, tag-for-good]\n")
+    pbd = Playbookd(cfg)
+    try:
+        pbd.wait_ready()
+        pub = NatsClient(nats.port)
+        pub.publish(SUBJECT, alert())
+        wait_until(lambda: len([a for a in pbd.logged("action") if a.get("type") != "release"]) == 5,
+                   what="the five expiring actions")
+        pub.publish(PERMANENT_SUBJECT, alert().replace('"Notice"', '"Critical"'))
+        wait_until(lambda: len([a for a in pbd.logged("action") if a.get("type") != "release"]) == 8,
+                   what="the three actions made for good")
+        pub.close()
+        later = {a["playbook"]: a for a in pbd.logged("action") if a["playbook"].endswith("-for-good")}
+        assert all(a["outcome"] == "ok" for a in later.values()), later
+        assert "already tainted: no longer expires" in later["fence-for-good"]["target"]
+        assert "already cordoned by playbookd: no longer expires" in later["cordon-for-good"]["target"]
+
+        # What only the expiring playbooks did (node-1's label, the pod's isolation and team labels) still
+        # expires: wait for the sweeper to release both objects.
+        wait_until(lambda: marks_of(kube.node("node-1"))[1] is None and marks_of(kube.pod("default", "web-0"))[1] is None,
+                   timeout=30, what="the sweeper released what still expired")
+        node, pod = kube.node("node-1"), kube.pod("default", "web-0")
+        assert node["spec"]["taints"] == [THEIRS, OURS], "the taint made for good stays"
+        assert node["spec"].get("unschedulable") is True, "the cordon made for good stays"
+        assert marks_of(node)[0] == {"playbookd.io/cordoned-by": "playbookd"}, "every expiry mark gone"
+        assert marks_of(pod)[0] == {}
+        assert "falco.org/alert" not in node["metadata"]["labels"], "label-node's expiring label went"
+        assert pod["metadata"]["labels"].get("forensics") == "true", "the pod label made for good stays"
+        assert "playbookd.io/isolated" not in pod["metadata"]["labels"], "isolation expired"
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
+
+
 def run_release(cfg, *args):
     return run_playbookd(cfg, "--release", *args)
 

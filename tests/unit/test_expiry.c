@@ -107,6 +107,66 @@ static void test_plan_bounds_its_lists(void **state)
     cJSON_Delete(n);
 }
 
+/* ops (a JSON patch) as text, for comparing. */
+static char *ops_text(const cJSON *object, const struct expiry_write *w)
+{
+    cJSON *ops = cJSON_CreateArray();
+    expiry_json_patch(ops, object, w);
+    char *text = cJSON_PrintUnformatted(ops);
+    cJSON_Delete(ops);
+    return text;
+}
+
+/* A change made for good takes the same change out of an earlier expiring one's marks; the rest expires. */
+static void test_plan_without_expiry_cancels_the_same_change(void **state)
+{
+    (void)state;
+    cJSON *n = node("{\"metadata\":{\"annotations\":{\"playbookd.io/expires-at\":\"2026-11-23T04:00:00Z\","
+                    "\"playbookd.io/taints\":\"falco/alert:NoSchedule,x:NoExecute\",\"playbookd.io/labels\":\"a=1\","
+                    "\"playbookd.io/cordon\":\"expires\"},\"labels\":{\"playbookd.io/contained\":\"true\"}}}");
+    const struct expiry_mark taint = {.kind = EXPIRY_TAINT, .key = "falco/alert", .value = "NoSchedule"};
+    const struct expiry_mark other = {.kind = EXPIRY_TAINT, .key = "falco/alert", .value = "NoExecute"};
+    const struct expiry_mark label = {.kind = EXPIRY_LABEL_SET, .key = "a", .value = "2"}; /* by key */
+    struct expiry_write w;
+    struct action_result res = {0};
+    assert_int_equal(expiry_plan(&w, n, 0, T0, &other, 1, &res), 0); /* not recorded: nothing to write */
+    assert_int_equal(expiry_plan(&w, n, 0, T0, &taint, 1, &res), 1);
+    assert_string_equal(w.taints, "x:NoExecute");
+    assert_false(w.none_left);
+    char *text = ops_text(n, &w); /* the rest keeps its expiry: expires-at untouched */
+    assert_string_equal(text,
+                        "[{\"op\":\"add\",\"path\":\"/metadata/annotations/playbookd.io~1taints\",\"value\":"
+                        "\"x:NoExecute\"},{\"op\":\"add\",\"path\":\"/metadata/annotations/playbookd.io~1labels\","
+                        "\"value\":\"a=1\"},{\"op\":\"add\",\"path\":\"/metadata/annotations/playbookd.io~1cordon\","
+                        "\"value\":\"expires\"},{\"op\":\"add\",\"path\":\"/metadata/labels/"
+                        "playbookd.io~1contained\",\"value\":\"true\"}]");
+    free(text);
+    cJSON_Delete(n);
+
+    n = node("{\"metadata\":{\"annotations\":{\"playbookd.io/expires-at\":\"2026-11-23T04:00:00Z\",\"playbookd.io/"
+             "taints\":\"falco/alert:NoSchedule\",\"playbookd.io/labels\":\"a=1\",\"playbookd.io/cordon\":\"expires\","
+             "\"team\":\"shop\"},\"labels\":{\"playbookd.io/contained\":\"true\",\"a\":\"1\"}}}");
+    const struct expiry_mark all[] = {taint, label, {.kind = EXPIRY_CORDON}};
+    assert_int_equal(expiry_plan(&w, n, 0, T0, all, 3, &res), 3);
+    assert_true(w.none_left);
+    text = ops_text(n, &w); /* nothing left: every mark removed, nothing else */
+    assert_string_equal(text, "[{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1expires-at\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1taints\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1labels\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1cordon\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/labels/playbookd.io~1contained\"}]");
+    free(text);
+    cJSON *meta = cJSON_CreateObject();
+    expiry_merge_patch(meta, &w);
+    text = cJSON_PrintUnformatted(meta);
+    assert_string_equal(text, "{\"annotations\":{\"playbookd.io/expires-at\":null,\"playbookd.io/taints\":null,"
+                              "\"playbookd.io/labels\":null,\"playbookd.io/cordon\":null},\"labels\":{"
+                              "\"playbookd.io/contained\":null}}");
+    free(text);
+    cJSON_Delete(meta);
+    cJSON_Delete(n);
+}
+
 /* The undo patch of a node as JSON text, and what it undoes. */
 static enum expiry_undo undo(const char *json, bool force, char **body, char *what, size_t size)
 {
@@ -173,6 +233,7 @@ int main(void)
         cmocka_unit_test(test_plan_marks_only_playbookds_own),
         cmocka_unit_test(test_plan_keeps_marks_and_the_later_expiry),
         cmocka_unit_test(test_plan_bounds_its_lists),
+        cmocka_unit_test(test_plan_without_expiry_cancels_the_same_change),
         cmocka_unit_test(test_undo_only_what_is_recorded),
         cmocka_unit_test(test_undo_waits_for_expiry_unless_forced),
     };
