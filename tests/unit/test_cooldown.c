@@ -20,6 +20,8 @@
 #include "playbookd/log.h"
 #include "playbookd/metrics.h"
 
+#include "log_capture.h"
+
 static struct cooldown *make(size_t max_keys)
 {
     struct cooldown *c = NULL;
@@ -136,26 +138,6 @@ static void test_release(void **state)
     expect_refused(c, "k", 1000, 1039);
     expect_granted(c, "k", 1000, 1040, 1);
     cooldown_destroy(c);
-}
-
-static char *log_buf;
-static size_t log_len;
-
-/* Sends the log to memory until captured_log(). */
-static FILE *capture_log(void)
-{
-    FILE *mem = open_memstream(&log_buf, &log_len);
-    assert_non_null(mem);
-    log_set_stream(mem);
-    return mem;
-}
-
-/* Everything logged since capture_log(); malloc'd. */
-static char *captured_log(FILE *mem)
-{
-    log_set_stream(NULL);
-    fclose(mem);
-    return log_buf;
 }
 
 static unsigned long metrics_evicted(void)

@@ -20,6 +20,8 @@
 #include "playbookd/limits.h"
 #include "playbookd/log.h"
 
+#include "log_capture.h"
+
 static struct limits *make(void)
 {
     struct limits *l = NULL;
@@ -33,25 +35,6 @@ static void expect_take(struct limiter *lim, int64_t now_ms, bool granted)
     int64_t slot = -1;
     if (limiter_take(lim, now_ms, &slot) != granted)
         fail_msg("take at %lld was %s", (long long)now_ms, granted ? "refused" : "granted");
-}
-
-static char *log_buf;
-static size_t log_len;
-
-static FILE *capture_log(void)
-{
-    FILE *mem = open_memstream(&log_buf, &log_len);
-    assert_non_null(mem);
-    log_set_stream(mem);
-    return mem;
-}
-
-/* Everything logged since capture_log(); malloc'd. */
-static char *captured_log(FILE *mem)
-{
-    log_set_stream(NULL);
-    fclose(mem);
-    return log_buf;
 }
 
 static size_t count_lines(const char *log, const char *needle)
