@@ -616,22 +616,6 @@ static bool stopping(struct expiry_sweeper *s)
     return stop;
 }
 
-/* A continue token as a query value: unreserved characters as they are, the rest percent-encoded. */
-static int query_escape(char *out, size_t size, const char *in)
-{
-    size_t n = 0;
-    for (; *in; in++) {
-        bool plain = strchr("-_.~", *in) != NULL || (*in >= '0' && *in <= '9') || (*in >= 'a' && *in <= 'z') ||
-                     (*in >= 'A' && *in <= 'Z');
-        if (n + 4 > size)
-            return -1;
-        n += (size_t)(plain ? snprintf(out + n, size - n, "%c", *in)
-                            : snprintf(out + n, size - n, "%%%02X", (unsigned char)*in));
-    }
-    out[n] = 0;
-    return 0;
-}
-
 /* Releases the listed object when it is due (or logs that its expiry cannot be read). */
 static void sweep_item(struct expiry_sweeper *s, const cJSON *item, bool pods)
 {
@@ -652,7 +636,7 @@ static int sweep_page(struct expiry_sweeper *s, bool pods, char *cont, size_t si
     char path[1400], escaped[1100] = "";
     struct kube_response resp;
     struct action_result res = {0};
-    if (cont[0] && query_escape(escaped, sizeof(escaped), cont) != 0)
+    if (cont[0] && kube_query_escape(escaped, sizeof(escaped), cont) != 0)
         return -1;
     snprintf(path, sizeof(path), "/api/v1/%s?labelSelector=%s&limit=%d%s%s", pods ? "pods" : "nodes",
              EXPIRY_LABEL_SELECTOR, EXPIRY_PAGE, escaped[0] ? "&continue=" : "", escaped);

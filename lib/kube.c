@@ -387,3 +387,20 @@ bool kube_qualified_name(const char *s)
     }
     return name[0] != 0 && kube_label_value(name);
 }
+
+int kube_query_escape(char *out, size_t size, const char *in)
+{
+    size_t n = 0;
+    for (; *in; in++) {
+        bool plain = strchr("-_.~", *in) != NULL || (*in >= '0' && *in <= '9') || (*in >= 'a' && *in <= 'z') ||
+                     (*in >= 'A' && *in <= 'Z');
+        if (n + 4 > size)
+            return -1;
+        n += (size_t)(plain ? snprintf(out + n, size - n, "%c", *in)
+                            : snprintf(out + n, size - n, "%%%02X", (unsigned char)*in));
+    }
+    if (size == 0)
+        return -1;
+    out[n] = 0;
+    return 0;
+}

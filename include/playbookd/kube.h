@@ -149,6 +149,10 @@ int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms,
 void kube_events_record(struct kube_events *q, const struct kube_event *ev);
 void kube_events_stop(struct kube_events *q); /* drains, joins, frees; NULL is a no-op */
 
+/* in as a URL query value (a continue token, a labelSelector) into out: unreserved characters as they are,
+ * the rest percent-encoded. 0, or -1 when it does not fit in size bytes. */
+int kube_query_escape(char *out, size_t size, const char *in);
+
 /* DNS-1123 label (namespaces): [a-z0-9-], at most 63, alphanumeric at both ends. */
 bool kube_name_label(const char *s);
 /* DNS-1123 subdomain (pods, nodes): labels joined by '.', at most 253. */

@@ -326,10 +326,25 @@ static void test_targets(void **state)
     target_of(NULL, false, &t, &res); /* frees the last alert */
 }
 
+static void test_query_escape(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(kube_query_escape(out, sizeof(out), "app=cart,t in (a,b)"), 0);
+    assert_string_equal(out, "app%3Dcart%2Ct%20in%20%28a%2Cb%29");
+    assert_int_equal(kube_query_escape(out, sizeof(out), "eyJ2Ijo+/=&#-_.~"), 0);
+    assert_string_equal(out, "eyJ2Ijo%2B%2F%3D%26%23-_.~");
+    assert_int_equal(kube_query_escape(out, sizeof(out), ""), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(kube_query_escape(out, 8, "abcdefgh"), -1); /* no room for all and the NUL */
+    assert_int_equal(kube_query_escape(out, 0, ""), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_query_escape),
         cmocka_unit_test(test_base64),
         cmocka_unit_test(test_kubeconfig_embedded),
         cmocka_unit_test(test_kubeconfig_errors),
