@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "playbookd/kube.h"
+
 static const cJSON *label(const cJSON *labels, const char *key)
 {
     return cJSON_IsObject(labels) ? cJSON_GetObjectItemCaseSensitive(labels, key) : NULL;
@@ -101,6 +103,86 @@ enum selector_match selector_matches(const cJSON *selector, const cJSON *labels)
             m = SELECTOR_NO;
     }
     return m;
+}
+
+/* A query being written: what does not fit sets too_long and is dropped. */
+struct rendering {
+    char *out;
+    size_t size, n;
+    bool too_long, bad;
+};
+
+static void put(struct rendering *r, const char *text)
+{
+    size_t len = strlen(text);
+    if (r->n + len + 1 > r->size) {
+        r->too_long = true;
+        return;
+    }
+    memcpy(r->out + r->n, text, len + 1);
+    r->n += len;
+}
+
+/* One requirement's key, after a comma when one came before; a key that is no label key spoils the whole. */
+static void put_key(struct rendering *r, const char *prefix, const char *key)
+{
+    r->bad |= !kube_qualified_name(key);
+    put(r, r->n > 0 ? "," : "");
+    put(r, prefix);
+    put(r, key);
+}
+
+static void put_value(struct rendering *r, const char *value)
+{
+    r->bad |= !kube_label_value(value);
+    put(r, value);
+}
+
+/* "key in (a,b)" or "key notin (a,b)" (the values already checked to be strings). */
+static void put_set(struct rendering *r, const char *key, const char *op, const cJSON *values)
+{
+    const cJSON *v;
+    put_key(r, "", key);
+    put(r, op);
+    cJSON_ArrayForEach (v, values) {
+        put(r, v == values->child ? "" : ",");
+        put_value(r, v->valuestring);
+    }
+    put(r, ")");
+}
+
+static void put_expression(struct rendering *r, const cJSON *e)
+{
+    const char *key = cJSON_GetObjectItemCaseSensitive(e, "key")->valuestring;
+    const char *op = cJSON_GetObjectItemCaseSensitive(e, "operator")->valuestring;
+    const cJSON *values = cJSON_GetObjectItemCaseSensitive(e, "values");
+    if (strcmp(op, "In") == 0)
+        put_set(r, key, " in (", values);
+    else if (strcmp(op, "NotIn") == 0)
+        put_set(r, key, " notin (", values);
+    else
+        put_key(r, strcmp(op, "Exists") == 0 ? "" : "!", key);
+}
+
+enum selector_render selector_render(const cJSON *selector, char *out, size_t size)
+{
+    struct rendering r = {.out = out, .size = size};
+    const cJSON *pair, *e;
+    if (size == 0 || selector == NULL || cJSON_IsNull(selector) || selector_matches(selector, NULL) == SELECTOR_INVALID)
+        return SELECTOR_UNRENDERABLE; /* checked whole: every expression, and matchLabels an object */
+    out[0] = 0;
+    cJSON_ArrayForEach (pair, cJSON_GetObjectItemCaseSensitive(selector, "matchLabels")) {
+        if (!cJSON_IsString(pair))
+            return SELECTOR_UNRENDERABLE;
+        put_key(&r, "", pair->string);
+        put(&r, "=");
+        put_value(&r, pair->valuestring);
+    }
+    cJSON_ArrayForEach (e, cJSON_GetObjectItemCaseSensitive(selector, "matchExpressions"))
+        put_expression(&r, e);
+    if (r.bad)
+        return SELECTOR_UNRENDERABLE;
+    return r.too_long ? SELECTOR_TOO_LONG : SELECTOR_RENDERED;
 }
 
 enum selector_match selector_policy_selects(const cJSON *policy, const cJSON *labels)

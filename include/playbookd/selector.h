@@ -6,6 +6,8 @@
 #ifndef PLAYBOOKD_SELECTOR_H
 #define PLAYBOOKD_SELECTOR_H
 
+#include <stddef.h>
+
 struct cJSON;
 
 enum selector_match {
@@ -21,6 +23,21 @@ enum selector_match {
  * selector selects nothing, as a nil *LabelSelector; an empty one ({}) selects everything.
  */
 enum selector_match selector_matches(const struct cJSON *selector, const struct cJSON *labels);
+
+enum selector_render {
+    SELECTOR_RENDERED,
+    SELECTOR_TOO_LONG,     /* valid, but longer than the room given */
+    SELECTOR_UNRENDERABLE, /* invalid (as selector_matches says), nil, or a key or value that is not a label's */
+};
+
+/*
+ * A metav1.LabelSelector as the labelSelector query of a list, in the syntax labels.Parse reads (unescaped:
+ * "app=cart,tier in (a,b),track notin (canary),release,!legacy"), into out. It selects on the server what
+ * selector_matches selects here. Keys must be qualified names and values label values (kube.h), as the API
+ * server requires of a selector it stored; anything else is SELECTOR_UNRENDERABLE, so that no character
+ * of the object's own reaches the query that could change its meaning. The empty selector renders as "".
+ */
+enum selector_render selector_render(const struct cJSON *selector, char *out, size_t size);
 
 /*
  * Whether a NetworkPolicy selects a pod with these labels in the policy's namespace. spec.podSelector is

@@ -1,5 +1,6 @@
 /* test_selector.c: unit tests for label selectors (each operator, matchLabels, the empty and nil
- * selectors, invalid ones) and for which NetworkPolicies select a pod and allow traffic. */
+ * selectors, invalid ones), their labelSelector query form, and for which NetworkPolicies select a pod and
+ * allow traffic. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "playbookd/selector.h"
 
@@ -164,6 +166,71 @@ static void test_policy_selects(void **state)
     assert_int_equal(policy_selects("{\"spec\":{\"podSelector\":\"app=web\"}}", POD_LABELS), SELECTOR_INVALID);
 }
 
+/* selector_render on JSON text into a buffer of size bytes; the text rendered into out. */
+static enum selector_render render(const char *selector, char *out, size_t size)
+{
+    cJSON *s = cJSON_Parse(selector);
+    if (s == NULL && strcmp(selector, "null") != 0)
+        fail_msg("bad JSON in the test: %s", selector);
+    enum selector_render r = selector_render(s, out, size);
+    cJSON_Delete(s);
+    return r;
+}
+
+#define RENDERS(sel, text)                                                                                             \
+    do {                                                                                                               \
+        char out[256];                                                                                                 \
+        assert_int_equal(render(sel, out, sizeof(out)), SELECTOR_RENDERED);                                            \
+        assert_string_equal(out, text);                                                                                \
+    } while (0)
+#define UNRENDERABLE(sel)                                                                                              \
+    do {                                                                                                               \
+        char out[256];                                                                                                 \
+        assert_int_equal(render(sel, out, sizeof(out)), SELECTOR_UNRENDERABLE);                                        \
+    } while (0)
+
+static void test_render(void **state)
+{
+    (void)state;
+    RENDERS("{}", "");
+    RENDERS("{\"matchLabels\":{\"app\":\"cart\"}}", "app=cart");
+    RENDERS("{\"matchLabels\":{\"app\":\"cart\",\"example.com/tier\":\"\"}}", "app=cart,example.com/tier=");
+    RENDERS("{\"matchLabels\":{\"app\":\"cart\"},\"matchExpressions\":["
+            "{\"key\":\"track\",\"operator\":\"In\",\"values\":[\"a\",\"b\"]},"
+            "{\"key\":\"env\",\"operator\":\"NotIn\",\"values\":[\"dev\"]},"
+            "{\"key\":\"release\",\"operator\":\"Exists\"},"
+            "{\"key\":\"legacy\",\"operator\":\"DoesNotExist\",\"values\":[]}]}",
+            "app=cart,track in (a,b),env notin (dev),release,!legacy");
+    RENDERS("{\"matchExpressions\":[{\"key\":\"a\",\"operator\":\"Exists\"}]}", "a");
+}
+
+static void test_render_refuses_what_could_change_the_query(void **state)
+{
+    (void)state;
+    UNRENDERABLE("null");
+    UNRENDERABLE("[]");
+    UNRENDERABLE("{\"matchLabels\":{\"app\":\"cart,evil\"}}"); /* a comma would add a requirement */
+    UNRENDERABLE("{\"matchLabels\":{\"app\":\"a b\"}}");
+    UNRENDERABLE("{\"matchLabels\":{\"app!\":\"cart\"}}");
+    UNRENDERABLE("{\"matchLabels\":{\"\":\"cart\"}}");
+    UNRENDERABLE("{\"matchLabels\":{\"app\":1}}");
+    UNRENDERABLE("{\"matchLabels\":{\"app\":\"x\",\"b\":2}}"); /* checked whole, not up to a mismatch */
+    UNRENDERABLE("{\"matchExpressions\":[{\"key\":\"t\",\"operator\":\"In\",\"values\":[\"a)\"]}]}");
+    UNRENDERABLE("{\"matchExpressions\":[{\"key\":\"t\",\"operator\":\"In\",\"values\":[]}]}");
+    UNRENDERABLE("{\"matchExpressions\":[{\"key\":\"t\",\"operator\":\"Gt\",\"values\":[\"1\"]}]}");
+    UNRENDERABLE("{\"matchExpressions\":[{\"key\":\"t t\",\"operator\":\"Exists\"}]}");
+}
+
+static void test_render_too_long(void **state)
+{
+    (void)state;
+    char out[9];
+    assert_int_equal(render("{\"matchLabels\":{\"app\":\"cart\"}}", out, sizeof(out)), SELECTOR_RENDERED);
+    assert_int_equal(render("{\"matchLabels\":{\"app\":\"carts\"}}", out, sizeof(out)), SELECTOR_TOO_LONG);
+    assert_int_equal(render("{\"matchLabels\":{\"app\":\"a b c d e\"}}", out, sizeof(out)), SELECTOR_UNRENDERABLE);
+    assert_int_equal(render("{}", out, 0), SELECTOR_UNRENDERABLE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +241,9 @@ int main(void)
         cmocka_unit_test(test_labels_and_expressions_together),
         cmocka_unit_test(test_policy_allows),
         cmocka_unit_test(test_policy_selects),
+        cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_refuses_what_could_change_the_query),
+        cmocka_unit_test(test_render_too_long),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
