@@ -2,8 +2,9 @@
 
 FakeKube serves, over HTTPS on a loopback port, the REST calls playbookd makes (get, delete and patch
 pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.io Events; read pod logs and
-create ConfigMaps in namespaces that exist; evict pods under PodDisruptionBudgets; get apps/v1 Deployments,
-ReplicaSets, StatefulSets and DaemonSets) and answers them the way
+create ConfigMaps in namespaces that exist; evict pods under PodDisruptionBudgets; get and list apps/v1
+Deployments, ReplicaSets, StatefulSets and DaemonSets and list a namespace's pods, with labelSelector, limit
+and continue; graceful deletion, held or not; workload status frozen on demand) and answers them the way
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
 schemas in shared/k8s-schemas and tests/k8s-schemas, JSON and merge patches, optimistic concurrency and
 dryRun=All. It makes its own CA and certificates, accepts a bearer token or a client certificate, records
@@ -983,11 +984,14 @@ def selector_requirement(match, key, values):
             "notin": lambda labels: labels.get(key) not in values}[op]
 
 
-def list_page(objects, query, kind, api_version, version):
+def list_page(objects, query, kind, api_version, version, page_max=0):
     """A list as kube-apiserver answers it: objects (key -> object, keys in etcd order) selected by the query's
-    labelSelector, paged by limit and continue (the last key, base64), items without kind and apiVersion."""
+    labelSelector, paged by limit and continue (the last key, base64), items without kind and apiVersion.
+    page_max > 0: a page with a limit holds at most that many items, as a real server may answer fewer than
+    the limit with a continue token (its storage pages under a selector)."""
     selects = parse_label_selector((query.get("labelSelector") or [""])[0])
     limit, start = list_paging(query)
+    limit = min(limit, page_max) if limit and page_max else limit
     keys = sorted(k for k, o in objects.items() if k > start and selects(o["metadata"].get("labels")))
     page = keys[:limit] if limit else keys
     items = [{k: v for k, v in copy.deepcopy(objects[key]).items() if k not in ("kind", "apiVersion")}
@@ -1245,9 +1249,9 @@ class Workloads:
 
     # -- seeding ---------------------------------------------------------------------------------
 
-    def _add_app(self, resource, namespace, name, spec, owner=None):
+    def _add_app(self, resource, namespace, name, spec, owner=None, labels=None):
         with self._lock:
-            meta = self._new_meta(name, namespace)
+            meta = self._new_meta(name, namespace, labels=labels)
             meta["generation"] = 1
             if owner is not None:
                 meta["ownerReferences"] = [owner_reference(owner)]
@@ -1265,6 +1269,10 @@ class Workloads:
             pod["status"]["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
             return copy.deepcopy(pod)
 
+    def set_pod_labels(self, namespace, name, labels):
+        with self._lock:
+            self._pods[(namespace, name)]["metadata"]["labels"] = dict(labels)
+
     def set_pod_ready(self, namespace, name, ready):
         with self._lock:
             self._pods[(namespace, name)]["status"]["conditions"] = [
@@ -1274,15 +1282,17 @@ class Workloads:
         """A ReplicaSet with `replicas` pods NAME-0..., the first `ready` of them Ready (default all)."""
         labels = labels or {"app": name}
         rs = self._add_app("replicasets", namespace, name, {"replicas": replicas, "selector": {"matchLabels": labels},
-                                                          "template": {"metadata": {"labels": labels}}}, owner)
+                                                          "template": {"metadata": {"labels": labels}}}, owner,
+                          labels)  # a Deployment's ReplicaSet carries its pod template's labels
         ready = replicas if ready is None else ready
         return [self.add_owned_pod(namespace, f"{name}-{i}", rs, labels, i < ready)["metadata"]["name"]
                 for i in range(replicas)]
 
-    def add_deployment(self, namespace, name, replicas, ready=None, labels=None):
-        """A Deployment, its ReplicaSet NAME-5d8c7b9f4 and its pods (see add_replicaset); the pod names."""
+    def add_deployment(self, namespace, name, replicas, ready=None, labels=None, selector=None):
+        """A Deployment, its ReplicaSet NAME-5d8c7b9f4 and its pods (see add_replicaset); the pod names. selector:
+        the Deployment's spec.selector (default: matchLabels, the labels)."""
         labels = labels or {"app": name}
-        spec = {"replicas": replicas, "selector": {"matchLabels": labels},
+        spec = {"replicas": replicas, "selector": selector or {"matchLabels": labels},
                 "template": {"metadata": {"labels": labels}}}
         deployment = self._add_app("deployments", namespace, name, spec)
         return self.add_replicaset(namespace, f"{name}-5d8c7b9f4", replicas, ready, labels, deployment)
@@ -1332,9 +1342,16 @@ class Workloads:
         return [a for a in self._apps.values() if (controller_ref(a) or {}).get("uid") == uid]
 
     def _app_status(self, obj):
+        """The status the controller writes; a frozen one (freeze_status) as it was frozen. The ReplicaSet
+        controller counts active pods only (controller.FilterActivePods: not terminating, not finished)."""
         kind, meta = obj["kind"], obj["metadata"]
+        if "frozen_status" in obj:
+            return copy.deepcopy(obj["frozen_status"])
         pods = [p for rs in self._owned_apps(obj) for p in self._owned_pods(rs)] if kind == "Deployment" \
             else self._owned_pods(obj)
+        if kind in ("Deployment", "ReplicaSet"):
+            pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+                    and p["status"].get("phase") not in ("Succeeded", "Failed")]
         total, ready = len(pods), sum(1 for p in pods if pod_is_ready(p))
         if kind == "DaemonSet":
             return {"currentNumberScheduled": total, "numberMisscheduled": 0,
@@ -1351,12 +1368,36 @@ class Workloads:
             status.update(non_zero(currentReplicas=total, updatedReplicas=total), replicas=total)
         return status
 
+    def _app_answer(self, obj):
+        """The object as the API answers it: the fake's own keys out, the status in."""
+        answer = {k: v for k, v in copy.deepcopy(obj).items() if k not in ("desired", "frozen_status")}
+        answer["status"] = self._app_status(obj)
+        return answer
+
     def _get_app(self, req, namespace, resource, name):
         with self._lock:
             obj = self._lookup(self._apps, (resource, namespace, name), resource, name, "apps")
-            answer = {k: v for k, v in copy.deepcopy(obj).items() if k != "desired"}
-            answer["status"] = self._app_status(obj)
-            return 200, answer
+            return 200, self._app_answer(obj)
+
+    def _get_apps(self, req, namespace, resource):
+        """GET /apis/apps/v1/namespaces/NS/RESOURCE: a DeploymentList, ReplicaSetList... (list_page)."""
+        with self._lock:
+            objects = {n: self._app_answer(o) for (r, ns, n), o in self._apps.items()
+                       if (r, ns) == (resource, namespace)}
+            return 200, list_page(objects, req.query, APPS_RESOURCES[resource] + "List", "apps/v1", str(self._version),
+                                  self._page_max)
+
+    def app(self, namespace, resource, name):
+        """An apps/v1 object as a GET answers it (status included), e.g. to own another ReplicaSet."""
+        with self._lock:
+            return self._app_answer(self._apps[(resource, namespace, name)])
+
+    def freeze_status(self, namespace, resource, name):
+        """From now on the object's status stays as it is now, whatever happens to its pods: the controller's
+        lag (it writes status a moment after it sees a pod change) held open for a test."""
+        with self._lock:
+            obj = self._apps[(resource, namespace, name)]
+            obj["frozen_status"] = self._app_status(obj)
 
     def _expected_count(self, pdb, pods):
         """The disruption controller's expectedCount: the pods for an integer minAvailable, else the sum of the
@@ -1417,8 +1458,7 @@ class Workloads:
                     return refusal
             check_preconditions(pod, options)
             if not dry:
-                del self._pods[(namespace, name)]
-                self._bump()
+                self._delete_stored_pod(pod, grace_period(pod, options))
             return 201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     def _budget_refusal(self, pod):
@@ -1453,6 +1493,8 @@ ROUTES = [
     (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)"), "pod"),
     (re.compile(r"/api/v1/namespaces/([^/]+)/pods/([^/]+)/eviction"), "eviction"),
     (re.compile(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets|statefulsets|daemonsets)/([^/]+)"), "app"),
+    (re.compile(r"/apis/apps/v1/namespaces/([^/]+)/(deployments|replicasets|statefulsets|daemonsets)"), "apps"),
+    (re.compile(r"/api/v1/namespaces/([^/]+)/pods"), "pods"),
     (re.compile(r"/api/v1/nodes/([^/]+)"), "node"),
     (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies/([^/]+)"), "policy"),
     (re.compile(r"/apis/networking\.k8s\.io/v1/namespaces/([^/]+)/networkpolicies"), "policies"),
@@ -1477,6 +1519,7 @@ class FakeKube(Workloads):
         self._pods, self._nodes, self._policies, self._events = {}, {}, {}, {}
         self._logs, self._configmaps, self._namespaces = {}, {}, {"default", "kube-system"}
         self._apps, self._pdbs = {}, {}  # (resource, namespace, name) -> apps/v1 object; (namespace, name) -> PDB
+        self._hold_terminating, self._page_max = False, 0  # hold_terminating_pods, set_page_max
         self._requests, self._faults = [], []
         self._flight = {}  # method -> requests of that method being handled now
         self._flight_max = {}  # method -> the most of them handled at once since the last reset
@@ -1821,17 +1864,48 @@ class FakeKube(Workloads):
         with self._lock:
             return 200, list_page(self._nodes, req.query, "NodeList", "v1", str(self._version))
 
+    def _get_pods(self, req, namespace):
+        """GET /api/v1/namespaces/NS/pods: a PodList of the namespace (list_page: labelSelector, limit, continue)."""
+        with self._lock:
+            pods = {name: pod for (ns, name), pod in self._pods.items() if ns == namespace}
+            return 200, list_page(pods, req.query, "PodList", "v1", str(self._version), self._page_max)
+
+    def set_page_max(self, items):
+        """Namespaced pod and apps/v1 lists answer at most `items` per page when a limit is asked (0: the limit)."""
+        with self._lock:
+            self._page_max = items
+
+    def hold_terminating_pods(self, hold=True):
+        """hold: a graceful deletion (a DELETE or an eviction with a grace period above 0) leaves the pod
+        terminating, deletionTimestamp and deletionGracePeriodSeconds set, as while a real kubelet stops its
+        containers; a later DELETE may shorten the grace period, 0 removes it. Not held (the default): the
+        kubelet is instant, the pod is gone as soon as its deletion is answered."""
+        with self._lock:
+            self._hold_terminating = hold
+
+    def _delete_stored_pod(self, pod, period):
+        """The registry's graceful deletion (rest.BeforeDelete): period 0 removes the pod at once; otherwise it
+        is marked terminating (an earlier, shorter grace period stands), and removed when the kubelet is done."""
+        meta = pod["metadata"]
+        if period == 0 or not self._hold_terminating:
+            del self._pods[(meta["namespace"], meta["name"])]
+            return self._bump()
+        if meta.get("deletionGracePeriodSeconds") is None or period < meta["deletionGracePeriodSeconds"]:
+            meta.update(deletionTimestamp=timestamp(period), deletionGracePeriodSeconds=period)
+            meta["resourceVersion"] = self._bump()
+        return meta["resourceVersion"]
+
     def _delete_pod(self, req, namespace, name):
         options = delete_options(req)
         with self._lock:
             pod = self._lookup(self._pods, (namespace, name), "pods", name)
             check_preconditions(pod, options)
             period = grace_period(pod, options)
-            answer = copy.deepcopy(pod)
-            answer["metadata"].update(deletionTimestamp=timestamp(period), deletionGracePeriodSeconds=period)
+            answer, earlier = copy.deepcopy(pod), pod["metadata"].get("deletionGracePeriodSeconds")
+            if earlier is None or period < earlier:
+                answer["metadata"].update(deletionTimestamp=timestamp(period), deletionGracePeriodSeconds=period)
             if not options["dryRun"]:
-                del self._pods[(namespace, name)]
-                answer["metadata"]["resourceVersion"] = self._bump()
+                answer["metadata"]["resourceVersion"] = self._delete_stored_pod(pod, period)
             return 200, answer
 
     def _patch_pod(self, req, namespace, name):

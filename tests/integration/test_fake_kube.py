@@ -10,6 +10,7 @@ import os
 import ssl
 import threading
 import time
+import urllib.parse
 from collections import namedtuple
 
 import pytest
@@ -674,3 +675,59 @@ def test_requests_are_recorded_with_query_and_body(kube, api):
     assert (request.authenticated, request.auth) == (True, "token")
     kube.clear_requests()
     assert kube.requests() == []
+
+
+# -- graceful deletion, namespaced lists, frozen status (min_healthy_replicas counts pods) ----------
+
+def test_held_graceful_delete_leaves_the_pod_terminating_until_grace_0(kube, api):
+    kube.hold_terminating_pods()
+    first = api.call("DELETE", POD, {"gracePeriodSeconds": 20})
+    stored = kube.pod("default", "web")["metadata"]
+    assert first.status == 200 and stored["deletionGracePeriodSeconds"] == 20 and stored["deletionTimestamp"]
+    assert api.call("DELETE", POD, {"gracePeriodSeconds": 25}).body["metadata"]["deletionGracePeriodSeconds"] == 20
+    assert kube.pod("default", "web")["metadata"]["deletionTimestamp"] == stored["deletionTimestamp"], "kept"
+    assert api.call("DELETE", POD, {"gracePeriodSeconds": 0}).status == 200
+    assert kube.pod("default", "web") is None and api.call("GET", POD).status == 404
+
+
+def test_held_eviction_is_a_graceful_deletion_too(kube, api):
+    kube.hold_terminating_pods()
+    body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web", "namespace": "default"}}
+    assert api.call("POST", POD + "/eviction", body).status == 201
+    assert kube.pod("default", "web")["metadata"]["deletionGracePeriodSeconds"] == 30
+
+
+def test_namespaced_pod_and_replicaset_lists_select_and_page(kube, api):
+    kube.set_page_max(2)
+    pods = kube.add_deployment("shop", "cart", 3)
+    kube.add_replicaset("shop", "batch", 2, labels={"app": "batch", "track": "canary"})
+    kube.add_pod("other", "cart-x", labels={"app": "cart"})
+
+    def names(path, selector):
+        listed, cont = [], ""
+        while True:
+            query = urllib.parse.urlencode({"labelSelector": selector, "limit": 5, "continue": cont})
+            answer = api.call("GET", f"{path}?{query}")
+            assert answer.status == 200 and all("kind" not in i for i in answer.body["items"])
+            listed += [i["metadata"]["name"] for i in answer.body["items"]]
+            cont = answer.body["metadata"].get("continue", "")
+            if not cont:
+                return listed
+    assert names("/api/v1/namespaces/shop/pods", "app=cart") == pods, "three pages of at most 2"
+    assert names("/api/v1/namespaces/shop/pods", "app in (cart,batch),track notin (canary)") == pods
+    assert names("/api/v1/namespaces/shop/pods", "track") == ["batch-0", "batch-1"]
+    assert names("/apis/apps/v1/namespaces/shop/replicasets", "app!=batch") == ["cart-5d8c7b9f4"]
+    listed = api.call("GET", "/apis/apps/v1/namespaces/shop/replicasets")
+    assert listed.body["kind"] == "ReplicaSetList"
+    assert [i["status"]["readyReplicas"] for i in listed.body["items"]] == [2, 3]
+    assert api.call("GET", "/api/v1/namespaces/shop/pods?labelSelector=app%3D%3D%3D").status == 400
+
+
+def test_frozen_status_does_not_follow_the_pods(kube, api):
+    pods = kube.add_deployment("shop", "cart", 3)
+    kube.freeze_status("shop", "deployments", "cart")
+    assert api.call("DELETE", f"/api/v1/namespaces/shop/pods/{pods[0]}", {"gracePeriodSeconds": 0}).status == 200
+    deployment = api.call("GET", "/apis/apps/v1/namespaces/shop/deployments/cart").body
+    replicaset = api.call("GET", "/apis/apps/v1/namespaces/shop/replicasets/cart-5d8c7b9f4").body
+    assert deployment["status"]["readyReplicas"] == 3 and replicaset["status"]["readyReplicas"] == 2
+    assert "frozen_status" not in deployment
