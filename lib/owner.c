@@ -1,10 +1,11 @@
 /*
  * owner.c: delete and evict safety (owner.h). The pod's controller is its ownerReference with
- * controller: true; for min_healthy_replicas the owner's numbers are read from the API: a Deployment
- * (through the pod's ReplicaSet), a bare ReplicaSet or a StatefulSet: desired spec.replicas, healthy
- * status.readyReplicas; a DaemonSet: desired status.desiredNumberScheduled, healthy status.numberReady.
- * The pod itself leaves the healthy count when it is ready. Other owner kinds (Job, ReplicationController,
- * custom resources) have no replica count here: the action goes ahead.
+ * controller: true; for min_healthy_replicas the owner is read from the API: a Deployment (through the
+ * pod's ReplicaSet), a bare ReplicaSet or a StatefulSet, desired spec.replicas; a DaemonSet, desired
+ * status.desiredNumberScheduled. Its healthy pods are counted now by owner_count.c (the controllers' status
+ * lags the pods: two checks a moment apart would both see a pod deleted by the first as ready). The pod
+ * itself is not among those that stay. Other owner kinds (Job, ReplicationController, custom resources)
+ * have no replica count here: the action goes ahead.
  */
 #include "playbookd/owner.h"
 
@@ -28,7 +29,9 @@ static const struct rbac_rule pod_read[] = {
 };
 static const struct rbac_rule owner_reads[] = {
     {.group = "", .resource = "pods", .verb = "get"},
+    {.group = "", .resource = "pods", .verb = "list"},
     {.group = "apps", .resource = "replicasets", .verb = "get"},
+    {.group = "apps", .resource = "replicasets", .verb = "list"},
     {.group = "apps", .resource = "deployments", .verb = "get"},
     {.group = "apps", .resource = "statefulsets", .verb = "get"},
     {.group = "apps", .resource = "daemonsets", .verb = "get"},
@@ -109,19 +112,6 @@ static bool is_kind(const struct owner_ref *o, const char *kind)
     return o->name != NULL && strcmp(o->kind, kind) == 0;
 }
 
-static bool pod_ready(const cJSON *pod)
-{
-    const cJSON *conditions =
-        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pod, "status"), "conditions");
-    const cJSON *c;
-    cJSON_ArrayForEach (c, conditions) {
-        const char *type = string_at(c, "type"), *status = string_at(c, "status");
-        if (type != NULL && status != NULL && strcmp(type, "Ready") == 0)
-            return strcmp(status, "True") == 0;
-    }
-    return false;
-}
-
 /* The kind lowercased, as resources and messages name it ("ReplicaSet" -> "replicaset"). */
 static void lowercase(char *dst, size_t size, const char *kind)
 {
@@ -144,25 +134,18 @@ static enum outcome get_owner(struct kube *k, const char *ns, const struct owner
     return playbook_kube_get(k, path, what, resp, res);
 }
 
-/* Desired and healthy replicas of the workload object of kind `kind`. */
-static void workload_numbers(const cJSON *obj, const char *kind, long *desired, long *healthy)
+/* The desired replicas of the workload object of kind `kind`. */
+static long workload_desired(const cJSON *obj, const char *kind)
 {
-    if (strcmp(kind, "DaemonSet") == 0) {
-        *desired = number_at(obj, "status", "desiredNumberScheduled", 0);
-        *healthy = number_at(obj, "status", "numberReady", 0);
-    } else {
-        *desired = number_at(obj, "spec", "replicas", 1); /* spec.replicas defaults to 1 */
-        *healthy = number_at(obj, "status", "readyReplicas", 0);
-    }
+    if (strcmp(kind, "DaemonSet") == 0)
+        return number_at(obj, "status", "desiredNumberScheduled", 0);
+    return number_at(obj, "spec", "replicas", 1); /* spec.replicas defaults to 1 */
 }
 
-/* min_healthy_replicas against the workload's numbers: skipped with them when acting would go below. */
+/* min_healthy_replicas against the healthy pods that stay (`after`): skipped with the numbers when below. */
 static enum outcome compare(const struct owner_safety *s, const char *kind, const char *ns, const char *name,
-                            const cJSON *obj, bool ready, struct action_result *res)
+                            long desired, long after, struct action_result *res)
 {
-    long desired, healthy;
-    workload_numbers(obj, kind, &desired, &healthy);
-    long after = healthy - (ready && healthy > 0 ? 1 : 0);
     long min = s->percent ? (s->min_healthy * desired + 99) / 100 : s->min_healthy; /* rounded up */
     if (after >= min)
         return OUTCOME_OK;
@@ -176,12 +159,13 @@ static enum outcome compare(const struct owner_safety *s, const char *kind, cons
                        ns, name, after, after == 1 ? "" : "s", desired, limit);
 }
 
-/* min_healthy_replicas: the owner's numbers (a ReplicaSet's Deployment when it has one). */
+/* min_healthy_replicas: the owner (a ReplicaSet's Deployment when it has one), its healthy pods counted now. */
 static enum outcome check_replicas(const struct owner_safety *s, struct kube *k, const struct target *t,
-                                   const cJSON *pod, struct owner_ref o, struct action_result *res)
+                                   struct owner_ref o, struct action_result *res)
 {
     struct kube_response rs = {0}, top = {0};
     struct owner_ref up;
+    long after = 0;
     enum outcome out = get_owner(k, t->ns, &o, &rs, res);
     const cJSON *obj = rs.json;
     if (out == OUTCOME_OK && is_kind(&o, "ReplicaSet") && controller_of(rs.json, &up) && is_kind(&up, "Deployment")) {
@@ -190,7 +174,9 @@ static enum outcome check_replicas(const struct owner_safety *s, struct kube *k,
         obj = top.json;
     }
     if (out == OUTCOME_OK)
-        out = compare(s, o.kind, t->ns, o.name, obj, pod_ready(pod), res);
+        out = owner_count_healthy(k, t->ns, obj, is_kind(&o, "Deployment"), t->pod, &after, res);
+    if (out == OUTCOME_OK)
+        out = compare(s, o.kind, t->ns, o.name, workload_desired(obj, o.kind), after, res);
     kube_response_free(&top);
     kube_response_free(&rs);
     return out;
@@ -211,7 +197,7 @@ static enum outcome check_owner(const struct owner_safety *s, struct kube *k, co
     bool counted = is_kind(&o, "ReplicaSet") || is_kind(&o, "StatefulSet") || is_kind(&o, "DaemonSet");
     if (s->min_healthy_text == NULL || !counted)
         return OUTCOME_OK;
-    return check_replicas(s, k, t, pod, o, res);
+    return check_replicas(s, k, t, o, res);
 }
 
 enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool *gone,

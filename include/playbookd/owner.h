@@ -2,7 +2,8 @@
  * owner.h: delete and evict safety, shared by the pod playbooks: who controls the pod (its ownerReference
  * with controller: true; a ReplicaSet's own controller Deployment counts as the owner), and whether acting
  * on it is allowed by ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods and
- * min_healthy_replicas ("N" or "N%" of the owner's desired replicas, rounded up).
+ * min_healthy_replicas ("N" or "N%" of the owner's desired replicas, rounded up), its healthy pods counted
+ * from the API at check time. The module is owner.c (the options, the check) and owner_count.c (the count).
  */
 #ifndef PLAYBOOKD_OWNER_H
 #define PLAYBOOKD_OWNER_H
@@ -16,6 +17,8 @@
 #include "playbookd/target.h"
 
 #define OWNER_MIN_HEALTHY_MAX 100000 /* min_healthy_replicas: N at most this, or a percentage up to 100% */
+#define OWNER_LIST_PAGE 100          /* objects per page when the owner's pods (and ReplicaSets) are listed */
+#define OWNER_LIST_PAGES_MAX 50      /* pages per list; beyond them the check fails (transient), never guesses */
 
 struct owner_safety {
     bool ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods;
@@ -63,5 +66,18 @@ void owner_safety_release(const struct owner_safety *s);
 
 /* The reads the options need (ended by a NULL resource), or NULL when none: for the ClusterRole. */
 const struct rbac_rule *owner_safety_rbac(const struct owner_safety *s);
+
+struct cJSON;
+struct kube;
+
+/*
+ * Inside the module (owner.c uses owner_count.c). The healthy pods of owner (an apps/v1 object as read; a
+ * Deployment when deployment) in ns, other than the pod named except_pod, counted now from the API: its
+ * pods (a Deployment's: those of the ReplicaSets it controls) that its selector selects, Ready and not
+ * terminating (no metadata.deletionTimestamp). Pods and ReplicaSets are listed with the selector as
+ * labelSelector, OWNER_LIST_PAGE at a time, at most OWNER_LIST_PAGES_MAX pages (else failed, transient).
+ */
+enum outcome owner_count_healthy(struct kube *k, const char *ns, const struct cJSON *owner, bool deployment,
+                                 const char *except_pod, long *healthy, struct action_result *res);
 
 #endif

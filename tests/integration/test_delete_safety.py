@@ -2,7 +2,8 @@
 fake API server's apps/v1 workloads: min_healthy_replicas as a number and as a percentage of the desired
 replicas (rounded up), the owner found through ownerReferences (a ReplicaSet's Deployment, a bare ReplicaSet,
 a StatefulSet, a DaemonSet), ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods, the requests made,
-idempotence, untrusted names and the ClusterRole the options need."""
+idempotence, untrusted names and the ClusterRole the options need. How the healthy pods are counted (from
+the API, not the controller's lagging status) is test_replica_count.py's."""
 
 import json
 
@@ -62,7 +63,11 @@ def test_a_deployment_at_its_minimum_is_skipped_with_the_numbers(kube, incluster
     assert kube.pod("shop", pods[0]) is not None
     assert calls(kube) == [("GET", f"/api/v1/namespaces/shop/pods/{pods[0]}", 200),
                            ("GET", "/apis/apps/v1/namespaces/shop/replicasets/cart-5d8c7b9f4", 200),
-                           ("GET", "/apis/apps/v1/namespaces/shop/deployments/cart", 200)], "read, never deleted"
+                           ("GET", "/apis/apps/v1/namespaces/shop/deployments/cart", 200),
+                           ("GET", "/apis/apps/v1/namespaces/shop/replicasets", 200),
+                           ("GET", "/api/v1/namespaces/shop/pods", 200)], "read, never deleted"
+    lists = [r.query for r in kube.requests() if r.path.endswith(("/replicasets", "/pods"))]
+    assert lists == [{"labelSelector": ["app=cart"], "limit": ["100"]}] * 2, "selected on the server, paged"
 
 
 def test_above_the_minimum_the_pod_is_deleted_once_then_the_deployment_is_at_it(kube, incluster, nats):
@@ -210,9 +215,9 @@ def test_print_rbac_adds_the_reads_the_options_need(incluster):
         '  - apiGroups: [""]\n    resources: [pods]\n    verbs: [get, delete]\n'
         "  - apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n")
     assert rules("min_healthy_replicas: 50%") == (
-        '  - apiGroups: [""]\n    resources: [pods]\n    verbs: [get, delete]\n'
+        '  - apiGroups: [""]\n    resources: [pods]\n    verbs: [get, list, delete]\n'
         "  - apiGroups: [apps]\n    resources: [daemonsets]\n    verbs: [get]\n"
         "  - apiGroups: [apps]\n    resources: [deployments]\n    verbs: [get]\n"
-        "  - apiGroups: [apps]\n    resources: [replicasets]\n    verbs: [get]\n"
+        "  - apiGroups: [apps]\n    resources: [replicasets]\n    verbs: [get, list]\n"
         "  - apiGroups: [apps]\n    resources: [statefulsets]\n    verbs: [get]\n"
         "  - apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n")
