@@ -61,8 +61,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* A MicroTime, as events.k8s.io/v1 requires: exactly six fractional digits. */
-static void micro_time(char *buf, size_t size)
+void kube_micro_time(char *buf, size_t size)
 {
     struct timespec ts;
     struct tm tm;
@@ -75,7 +74,7 @@ static void micro_time(char *buf, size_t size)
 static char *event_body(const struct kube_events *q, const struct kube_event *ev, const char *ns)
 {
     char when[40], full[1100], note[1024]; /* a note is at most 1 kB */
-    micro_time(when, sizeof(when));
+    kube_micro_time(when, sizeof(when));
     snprintf(full, sizeof(full), "%s%s", ev->dry_run ? "[dry run] " : "", ev->note);
     text_copy(note, sizeof(note), full);
     cJSON *e = cJSON_CreateObject(), *meta = cJSON_AddObjectToObject(e, "metadata");

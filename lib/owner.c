@@ -5,7 +5,9 @@
  * status.desiredNumberScheduled. Its healthy pods are counted now by owner_count.c (the controllers' status
  * lags the pods: two checks a moment apart would both see a pod deleted by the first as ready). The pod
  * itself is not among those that stay. Other owner kinds (Job, ReplicationController, custom resources)
- * have no replica count here: the action goes ahead.
+ * have no replica count here: the action goes ahead. With min_healthy_replicas the check holds replica_lock
+ * (this process) and then the Lease of the workload whose numbers it reads (every replica of playbookd),
+ * named after that workload's uid, from before the numbers are read until the caller has acted.
  */
 #include "playbookd/owner.h"
 
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "playbookd/kube.h"
+#include "playbookd/lease.h"
 
 #define OWNER_NUMBER_MAX 1000000 /* a replica count beyond this is not believed: read as this */
 
@@ -35,17 +38,26 @@ static const struct rbac_rule owner_reads[] = {
     {.group = "apps", .resource = "deployments", .verb = "get"},
     {.group = "apps", .resource = "statefulsets", .verb = "get"},
     {.group = "apps", .resource = "daemonsets", .verb = "get"},
+    {.group = "coordination.k8s.io", .resource = "leases", .verb = "get", .namespaced = true},
+    {.group = "coordination.k8s.io", .resource = "leases", .verb = "create", .namespaced = true},
+    {.group = "coordination.k8s.io", .resource = "leases", .verb = "update", .namespaced = true},
+    {.group = "coordination.k8s.io", .resource = "leases", .verb = "delete", .namespaced = true},
     {0},
 };
 
-/* An owner as the checks see it: apps/v1 kind and name, both from the API (names checked before use). */
+#define LEASE_PREFIX "playbookd-replicas-" /* + the workload's uid */
+
+/* An owner as the checks see it: apps/v1 kind, name and uid, from the API (checked before use). */
 struct owner_ref {
-    const char *kind, *name;
+    const char *kind, *name, *uid;
 };
 
 int owner_safety_init(struct owner_safety *s, const struct config_node *params, struct error *err)
 {
     const char *text = s->min_healthy_text;
+    if (s->lock_namespace == NULL || !kube_name_label(s->lock_namespace))
+        return config_node_error(err, config_node_get(params, "lock_namespace"),
+                                 "not a valid namespace name (a DNS-1123 label)");
     if (text == NULL)
         return 0;
     size_t digits = strspn(text, "0123456789");
@@ -63,6 +75,11 @@ int owner_safety_init(struct owner_safety *s, const struct config_node *params, 
 bool owner_safety_enabled(const struct owner_safety *s)
 {
     return s->ignore_daemonsets || s->ignore_statefulsets || s->ignore_standalone_pods || s->min_healthy_text != NULL;
+}
+
+const char *owner_safety_lock_namespace(const struct owner_safety *s)
+{
+    return s->min_healthy_text != NULL ? s->lock_namespace : NULL;
 }
 
 const struct rbac_rule *owner_safety_rbac(const struct owner_safety *s)
@@ -100,6 +117,7 @@ static bool controller_of(const cJSON *obj, struct owner_ref *out)
         const char *version = string_at(ref, "apiVersion");
         out->kind = string_at(ref, "kind");
         out->name = version != NULL && strcmp(version, "apps/v1") == 0 ? string_at(ref, "name") : NULL;
+        out->uid = string_at(ref, "uid");
         if (out->kind == NULL)
             out->kind = "unknown";
         return true;
@@ -159,20 +177,44 @@ static enum outcome compare(const struct owner_safety *s, const char *kind, cons
                        ns, name, after, after == 1 ? "" : "s", desired, limit);
 }
 
-/* min_healthy_replicas: the owner (a ReplicaSet's Deployment when it has one), its healthy pods counted now. */
+/* Takes the Lease of workload o (kind, name and uid from an ownerReference) into hold. */
+static enum outcome lease_owner(const struct owner_safety *s, struct kube *k, const char *ns, const struct owner_ref *o,
+                                struct owner_hold *hold, struct action_result *res)
+{
+    char name[LEASE_NAME_MAX + 1], what[LEASE_NAME_MAX + 96], kind[32];
+    if (!kube_name_subdomain(o->name))
+        return action_fail(res, false, "the pod's owner %s has an invalid name", o->kind);
+    int n = snprintf(name, sizeof(name), LEASE_PREFIX "%s", o->uid ? o->uid : "");
+    if (o->uid == NULL || n < 0 || (size_t)n >= sizeof(name) || !kube_name_subdomain(name))
+        return action_fail(res, false, "the pod's owner %s %s/%s has an invalid uid", o->kind, ns, o->name);
+    lowercase(kind, sizeof(kind), o->kind);
+    snprintf(what, sizeof(what), "%s %s/%s", kind, ns, o->name);
+    return lease_acquire(k, s->lock_namespace, name, what, s->lock_wait_ms, hold->lease.dry_run, &hold->lease, res);
+}
+
+/*
+ * min_healthy_replicas for the pod's controller o: the workload (a ReplicaSet's Deployment when it has one,
+ * which the ReplicaSet is read to know), its Lease taken into hold, then its healthy pods counted now. A
+ * StatefulSet, DaemonSet or Deployment is read after the Lease is held; a bare ReplicaSet before it.
+ */
 static enum outcome check_replicas(const struct owner_safety *s, struct kube *k, const struct target *t,
-                                   struct owner_ref o, struct action_result *res)
+                                   struct owner_ref o, struct owner_hold *hold, struct action_result *res)
 {
     struct kube_response rs = {0}, top = {0};
     struct owner_ref up;
     long after = 0;
-    enum outcome out = get_owner(k, t->ns, &o, &rs, res);
-    const cJSON *obj = rs.json;
-    if (out == OUTCOME_OK && is_kind(&o, "ReplicaSet") && controller_of(rs.json, &up) && is_kind(&up, "Deployment")) {
-        o = up;
-        out = get_owner(k, t->ns, &o, &top, res);
-        obj = top.json;
+    const cJSON *obj = NULL;
+    enum outcome out = OUTCOME_OK;
+    if (is_kind(&o, "ReplicaSet")) {
+        out = get_owner(k, t->ns, &o, &rs, res);
+        obj = rs.json;
+        if (out == OUTCOME_OK && controller_of(rs.json, &up) && is_kind(&up, "Deployment"))
+            o = up, obj = NULL;
     }
+    if (out == OUTCOME_OK)
+        out = lease_owner(s, k, t->ns, &o, hold, res); /* before any number is read */
+    if (out == OUTCOME_OK && obj == NULL && (out = get_owner(k, t->ns, &o, &top, res)) == OUTCOME_OK)
+        obj = top.json;
     if (out == OUTCOME_OK)
         out = owner_count_healthy(k, t->ns, obj, is_kind(&o, "Deployment"), t->pod, &after, res);
     if (out == OUTCOME_OK)
@@ -183,7 +225,7 @@ static enum outcome check_replicas(const struct owner_safety *s, struct kube *k,
 }
 
 static enum outcome check_owner(const struct owner_safety *s, struct kube *k, const struct target *t, const cJSON *pod,
-                                struct action_result *res)
+                                struct owner_hold *hold, struct action_result *res)
 {
     struct owner_ref o;
     if (!controller_of(pod, &o))
@@ -197,17 +239,22 @@ static enum outcome check_owner(const struct owner_safety *s, struct kube *k, co
     bool counted = is_kind(&o, "ReplicaSet") || is_kind(&o, "StatefulSet") || is_kind(&o, "DaemonSet");
     if (s->min_healthy_text == NULL || !counted)
         return OUTCOME_OK;
-    return check_replicas(s, k, t, o, res);
+    return check_replicas(s, k, t, o, hold, res);
 }
 
-enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool *gone,
-                                struct action_result *res)
+enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool dry_run,
+                                struct owner_hold *hold, bool *gone, struct action_result *res)
 {
     *gone = false;
+    hold->locked = false;
+    hold->lease.held = false;
+    hold->lease.dry_run = dry_run;
     if (!owner_safety_enabled(s))
         return OUTCOME_OK;
-    if (s->min_healthy_text != NULL)
+    if (s->min_healthy_text != NULL) {
         pthread_mutex_lock(&replica_lock);
+        hold->locked = true;
+    }
     struct kube_response resp;
     enum outcome o = target_get_pod(k, t, &resp, res); /* a replaced pod is skipped there */
     if (resp.status == 404) {
@@ -215,14 +262,16 @@ enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, co
         res->reason[0] = 0;
         o = OUTCOME_OK;
     } else if (o == OUTCOME_OK) {
-        o = check_owner(s, k, t, resp.json, res);
+        o = check_owner(s, k, t, resp.json, hold, res);
     }
     kube_response_free(&resp);
     return o;
 }
 
-void owner_safety_release(const struct owner_safety *s)
+void owner_safety_release(struct kube *k, struct owner_hold *hold)
 {
-    if (s->min_healthy_text != NULL)
+    lease_release(k, &hold->lease);
+    if (hold->locked)
         pthread_mutex_unlock(&replica_lock);
+    hold->locked = false;
 }

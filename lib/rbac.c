@@ -2,7 +2,7 @@
  * rbac.c: the ClusterRole a config needs (see rbac.h): the rules of the playbook types its topics use,
  * plus Events when any of them calls the API, plus the expiry sweeper's when a playbook has expire_after, merged into
  * one rule per resource in a stable order; and for rules a playbook needs in one namespace only (capture-logs'
- * ConfigMaps), a Role and RoleBinding there.
+ * ConfigMaps, the Leases of min_healthy_replicas), a Role and RoleBinding there.
  */
 #include "playbookd/rbac.h"
 
@@ -139,18 +139,26 @@ static int compare_roles(const void *pa, const void *pb)
     return strcmp(((const struct role *)pa)->ns, ((const struct role *)pb)->ns);
 }
 
-/* Adds the namespaced rules of playbook pb to the role of its namespace. */
+static bool any_namespaced(const struct rbac_rule *r)
+{
+    for (; r != NULL && r->resource != NULL; r++)
+        if (r->namespaced)
+            return true;
+    return false;
+}
+
+/* Adds the namespaced rules of playbook pb (its type's and its parameters') to the role of its namespace. */
 static int add_namespaced(struct role *roles, size_t *n, const struct playbook *pb, struct error *err)
 {
-    const struct rbac_rule *r = pb->type->rbac;
-    bool any = false;
-    for (; r != NULL && r->resource != NULL; r++)
-        any = any || r->namespaced;
+    const struct rbac_rule *own = pb->type->rbac_for != NULL ? pb->type->rbac_for(pb) : NULL;
+    bool any = any_namespaced(pb->type->rbac) || any_namespaced(own);
     const char *ns = any && pb->type->rbac_namespace != NULL ? pb->type->rbac_namespace(pb) : NULL;
     if (ns == NULL)
         return 0;
     struct role *role = role_of(roles, n, ns, err);
-    return role == NULL ? -1 : add_rules(&role->g, pb->type->rbac, true, err);
+    if (role == NULL || add_rules(&role->g, pb->type->rbac, true, err) != 0)
+        return -1;
+    return add_rules(&role->g, own, true, err);
 }
 
 /* A Role in its namespace and the RoleBinding that gives it to playbookd's service account. */

@@ -78,14 +78,15 @@ static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, s
 {
     struct delete_pod *d = pb->ctx;
     struct target t;
+    struct owner_hold hold;
     bool gone = false;
     enum outcome o = target_pod(a, pb->env, &t, res);
     if (o != OUTCOME_OK)
         return o;
-    o = owner_safety_check(&d->safety, pb->env->kube, &t, &gone, res);
+    o = owner_safety_check(&d->safety, pb->env->kube, &t, pb->dry_run, &hold, &gone, res);
     if (o == OUTCOME_OK && !gone) /* gone: already deleted, the goal holds */
         o = delete_now(pb, a, &t, res);
-    owner_safety_release(&d->safety);
+    owner_safety_release(pb->env->kube, &hold);
     return o;
 }
 
@@ -93,6 +94,12 @@ static const struct rbac_rule *delete_pod_rbac_for(const struct playbook *pb)
 {
     const struct delete_pod *d = pb->ctx;
     return owner_safety_rbac(&d->safety);
+}
+
+static const char *delete_pod_rbac_namespace(const struct playbook *pb)
+{
+    const struct delete_pod *d = pb->ctx;
+    return owner_safety_lock_namespace(&d->safety);
 }
 
 /* The DELETE; its Event is added for every API-calling playbook by rbac.c, the safety reads by rbac_for. */
@@ -106,6 +113,7 @@ const struct playbook_type playbook_delete_pod = {
     .needs_kube = true,
     .rbac = delete_pod_rbac,
     .rbac_for = delete_pod_rbac_for,
+    .rbac_namespace = delete_pod_rbac_namespace,
     .find_target = target_pod,
     .params = delete_pod_params,
     .ctx_size = sizeof(struct delete_pod),

@@ -108,14 +108,15 @@ static enum outcome evict_pod_run(struct playbook *pb, const struct alert *a, st
 {
     struct evict_pod *e = pb->ctx;
     struct target t;
+    struct owner_hold hold;
     bool gone = false;
     enum outcome o = target_pod(a, pb->env, &t, res);
     if (o != OUTCOME_OK)
         return o;
-    o = owner_safety_check(&e->safety, pb->env->kube, &t, &gone, res);
+    o = owner_safety_check(&e->safety, pb->env->kube, &t, pb->dry_run, &hold, &gone, res);
     if (o == OUTCOME_OK && !gone) /* gone: nothing left to evict, the goal holds */
         o = evict_now(pb, a, &t, res);
-    owner_safety_release(&e->safety);
+    owner_safety_release(pb->env->kube, &hold);
     return o;
 }
 
@@ -123,6 +124,12 @@ static const struct rbac_rule *evict_pod_rbac_for(const struct playbook *pb)
 {
     const struct evict_pod *e = pb->ctx;
     return owner_safety_rbac(&e->safety);
+}
+
+static const char *evict_pod_rbac_namespace(const struct playbook *pb)
+{
+    const struct evict_pod *e = pb->ctx;
+    return owner_safety_lock_namespace(&e->safety);
 }
 
 /* The Eviction (a create on the pods/eviction subresource); Events by rbac.c, safety reads by rbac_for. */
@@ -136,6 +143,7 @@ const struct playbook_type playbook_evict_pod = {
     .needs_kube = true,
     .rbac = evict_pod_rbac,
     .rbac_for = evict_pod_rbac_for,
+    .rbac_namespace = evict_pod_rbac_namespace,
     .find_target = target_pod,
     .params = evict_pod_params,
     .ctx_size = sizeof(struct evict_pod),

@@ -108,6 +108,10 @@ void kube_response_take(struct kube_response *resp, struct http_response *http);
  * preconditions.uid when uid is not NULL. NULL when out of memory. */
 struct cJSON *kube_delete_options(bool dry_run, long grace_period_seconds, const char *uid);
 
+/* Now as a MicroTime (events.k8s.io/v1 eventTime, a Lease's renewTime): RFC 3339 in UTC with exactly six
+ * fractional digits, "2026-11-23T03:00:00.123456Z"; size at least 32. */
+void kube_micro_time(char *buf, size_t size);
+
 /* base "/" key as a JSON pointer into out: in the key, '~' is "~0" and '/' is "~1" (RFC 6901). */
 void kube_json_pointer(char *out, size_t size, const char *base, const char *key);
 

@@ -3,7 +3,10 @@
  * with controller: true; a ReplicaSet's own controller Deployment counts as the owner), and whether acting
  * on it is allowed by ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods and
  * min_healthy_replicas ("N" or "N%" of the owner's desired replicas, rounded up), its healthy pods counted
- * from the API at check time. The module is owner.c (the options, the check) and owner_count.c (the count).
+ * from the API at check time. With min_healthy_replicas the check and the action after it hold a
+ * process-wide mutex and a cluster-wide Lease (lease.h) on the owner, so that neither two workers nor two
+ * replicas of playbookd each see the other's pod ready and both act. The module is owner.c (the options,
+ * the check, the lock) and owner_count.c (the count).
  */
 #ifndef PLAYBOOKD_OWNER_H
 #define PLAYBOOKD_OWNER_H
@@ -13,6 +16,7 @@
 
 #include "playbookd/config.h"
 #include "playbookd/error.h"
+#include "playbookd/lease.h"
 #include "playbookd/playbook.h"
 #include "playbookd/target.h"
 
@@ -25,9 +29,18 @@ struct owner_safety {
     char *min_healthy_text; /* as written; NULL: no replica check */
     long min_healthy;       /* parsed by owner_safety_init: replicas, or a percentage when percent */
     bool percent;
+    char *lock_namespace; /* where the Leases live (a DNS-1123 label, checked by owner_safety_init) */
+    long lock_wait_ms;    /* how long a live Lease of another holder is waited for before failing (transient) */
 };
 
-/* The four entries of a playbook's parameter table, for a struct owner_safety at offset `at` in its context. */
+/* What one check holds until owner_safety_release: the caller's, on its stack (struct owner_safety is shared
+ * by every worker running the playbook). */
+struct owner_hold {
+    bool locked; /* the process-wide mutex */
+    struct lease lease;
+};
+
+/* The six entries of a playbook's parameter table, for a struct owner_safety at offset `at` in its context. */
 #define OWNER_SAFETY_PARAMS(at)                                                                                        \
     {.name = "ignore_daemonsets",                                                                                      \
      .type = PARAM_BOOL,                                                                                               \
@@ -41,12 +54,20 @@ struct owner_safety {
          .type = PARAM_BOOL,                                                                                           \
          .def = "false",                                                                                               \
          .offset = (at) + offsetof(struct owner_safety, ignore_standalone_pods)},                                      \
+        {.name = "min_healthy_replicas",                                                                               \
+         .type = PARAM_STRING,                                                                                         \
+         .offset = (at) + offsetof(struct owner_safety, min_healthy_text)},                                            \
+        {.name = "lock_namespace",                                                                                     \
+         .type = PARAM_STRING,                                                                                         \
+         .def = "playbookd",                                                                                           \
+         .offset = (at) + offsetof(struct owner_safety, lock_namespace)},                                              \
     {                                                                                                                  \
-        .name = "min_healthy_replicas", .type = PARAM_STRING,                                                          \
-        .offset = (at) + offsetof(struct owner_safety, min_healthy_text)                                               \
+        .name = "lock_wait", .type = PARAM_DURATION, .def = "10s", .min = 0, .max = LEASE_WAIT_MS_MAX,                 \
+        .offset = (at) + offsetof(struct owner_safety, lock_wait_ms)                                                   \
     }
 
-/* After params_load: parses min_healthy_replicas ("2", "50%"); an error names the key in params. */
+/* After params_load: parses min_healthy_replicas ("2", "50%") and checks lock_namespace; an error names the key
+ * in params. */
 int owner_safety_init(struct owner_safety *s, const struct config_node *params, struct error *err);
 
 /* True when any option asks for a look at the pod's owner (so the pod is read first). */
@@ -57,14 +78,21 @@ bool owner_safety_enabled(const struct owner_safety *s);
  * OUTCOME_SKIPPED with the reason and the numbers, OUTCOME_FAILED when a read failed. *gone is set when the
  * pod no longer exists (404): the caller's goal already holds. Nothing is read unless enabled.
  * With min_healthy_replicas, the check and the caller's action must not interleave with another's (two
- * workers deleting two pods of one Deployment would each see the other's pod ready): the check takes a
- * process-wide lock and the caller calls owner_safety_release once it has acted, whatever the outcome.
+ * workers, or two replicas of playbookd, deleting two pods of one Deployment would each see the other's pod
+ * ready): the check takes a process-wide mutex and then, once the owner is known, the owner's Lease in
+ * lock_namespace (named playbookd-replicas-<owner uid>; waited for up to lock_wait, then failed as transient),
+ * recorded in *hold; the caller calls owner_safety_release(k, hold) once it has acted, whatever the outcome.
+ * dry_run: the Lease requests carry dryRun=All (no real lock: nothing is changed either).
  */
-enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool *gone,
-                                struct action_result *res);
-void owner_safety_release(const struct owner_safety *s);
+enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, const struct target *t, bool dry_run,
+                                struct owner_hold *hold, bool *gone, struct action_result *res);
+void owner_safety_release(struct kube *k, struct owner_hold *hold);
 
-/* The reads the options need (ended by a NULL resource), or NULL when none: for the ClusterRole. */
+/* lock_namespace when min_healthy_replicas asks for Leases (for the Role there, rbac.c), else NULL. */
+const char *owner_safety_lock_namespace(const struct owner_safety *s);
+
+/* The reads the options need (ended by a NULL resource), or NULL when none: for the ClusterRole; with
+ * min_healthy_replicas also the Leases (namespaced: a Role in owner_safety_lock_namespace). */
 const struct rbac_rule *owner_safety_rbac(const struct owner_safety *s);
 
 struct cJSON;

@@ -68,7 +68,7 @@ struct playbook_type {
     const char *name;             /* "slack" */
     bool needs_kube;              /* calls the Kubernetes API (and so records Events: rbac.c adds that) */
     const struct rbac_rule *rbac; /* what its requests need, ended by a NULL resource; NULL: nothing */
-    /* The namespace of its namespaced rules, for one configured instance (NULL when it has none). */
+    /* The namespace of its namespaced rules (in rbac or rbac_for), for one configured instance (NULL: none). */
     const char *(*rbac_namespace)(const struct playbook *pb);
     /* Optional: what this instance's parameters add to rbac (a static table, or NULL), e.g. reads that only
      * an option makes. */

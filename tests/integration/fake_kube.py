@@ -4,7 +4,8 @@ FakeKube serves, over HTTPS on a loopback port, the REST calls playbookd makes (
 pods; get and patch nodes; create, get and list NetworkPolicies and events.k8s.io Events; read pod logs and
 create ConfigMaps in namespaces that exist; evict pods under PodDisruptionBudgets; get and list apps/v1
 Deployments, ReplicaSets, StatefulSets and DaemonSets and list a namespace's pods, with labelSelector, limit
-and continue; graceful deletion, held or not; workload status frozen on demand) and answers them the way
+and continue; graceful deletion, held or not; workload status frozen on demand; create, get, update and
+delete coordination.k8s.io Leases) and answers them the way
 kube-apiserver does: the same status codes and Status objects, schema checks against the upstream strict
 schemas in shared/k8s-schemas and tests/k8s-schemas, JSON and merge patches, optimistic concurrency and
 dryRun=All. It makes its own CA and certificates, accepts a bearer token or a client certificate, records
@@ -925,18 +926,18 @@ def delete_options(req):
     return options
 
 
-def check_preconditions(pod, options):
+def check_preconditions(pod, options, kind="Pod", group=""):
     """rest.BeforeDelete checks the preconditions first, naming the kind (Pod), not the resource."""
     meta, wanted = pod["metadata"], options.get("preconditions") or {}
     name = meta["name"]
     uid, version = wanted.get("uid"), wanted.get("resourceVersion")
     if uid is not None and uid != meta["uid"]:
-        raise conflict("Pod", name, f"the UID in the precondition ({uid}) does not match the UID in record "
-                                    f"({meta['uid']}). The object might have been deleted and then recreated")
+        raise conflict(kind, name, f"the UID in the precondition ({uid}) does not match the UID in record "
+                                   f"({meta['uid']}). The object might have been deleted and then recreated", group)
     if version is not None and version != meta["resourceVersion"]:
-        raise conflict("Pod", name, f"the ResourceVersion in the precondition ({version}) does not match the "
-                                    f"ResourceVersion in record ({meta['resourceVersion']}). "
-                                    "The object might have been modified")
+        raise conflict(kind, name, f"the ResourceVersion in the precondition ({version}) does not match the "
+                                   f"ResourceVersion in record ({meta['resourceVersion']}). "
+                                   "The object might have been modified", group)
 
 
 def grace_period(pod, options):
@@ -1278,6 +1279,10 @@ class Workloads:
             self._pods[(namespace, name)]["status"]["conditions"] = [
                 {"type": "Ready", "status": "True" if ready else "False"}]
 
+    def app(self, resource, namespace, name):
+        """The apps/v1 object as seeded ("deployments", "shop", "cart"), or None."""
+        return self._copy_of(self._apps, (resource, namespace, name))
+
     def add_replicaset(self, namespace, name, replicas, ready=None, labels=None, owner=None):
         """A ReplicaSet with `replicas` pods NAME-0..., the first `ready` of them Ready (default all)."""
         labels = labels or {"app": name}
@@ -1487,6 +1492,114 @@ def owner_reference(owner):
 
 
 # ---------------------------------------------------------------------------------------------------
+# coordination.k8s.io/v1 Leases (pkg/registry/coordination/lease): create (409 AlreadyExists), get, update
+# (PUT; a resourceVersion is required, 409 Conflict when stale; AllowCreateOnUpdate: a PUT to a missing Lease
+# creates it), delete with preconditions (409 when the uid or resourceVersion differs; answered with a Status),
+# dryRun=All on each, bodies decoded against lease-coordination-v1.json (MicroTime times with 6 fractional
+# digits) and validated as ValidateLeaseSpec does. The namespace must exist (NamespaceLifecycle).
+
+LEASE_NAMES = ("Lease", "leases", "coordination.k8s.io")
+LEASE_MICROTIMES = ("spec.acquireTime", "spec.renewTime")
+
+
+def lease_errors(lease):
+    spec, errors = lease.get("spec") or {}, validate_metadata(lease["metadata"])
+    if spec.get("leaseDurationSeconds") is not None and spec["leaseDurationSeconds"] <= 0:
+        errors.append(invalid_value("spec.leaseDurationSeconds", spec["leaseDurationSeconds"],
+                                    "must be greater than 0"))
+    if spec.get("leaseTransitions") is not None and spec["leaseTransitions"] < 0:
+        errors.append(invalid_value("spec.leaseTransitions", spec["leaseTransitions"],
+                                    "must be greater than or equal to 0"))
+    return errors
+
+
+class Leases:
+    """FakeKube's Leases (mixed in): seeding, inspection and the four verbs."""
+
+    def add_lease(self, namespace, name, holder, renew_time, duration=30):
+        """A Lease as another holder left it (renew_time: a MicroTime string, or None for none)."""
+        spec = {"holderIdentity": holder, "leaseDurationSeconds": duration, "acquireTime": renew_time,
+                "renewTime": renew_time}
+        with self._lock:
+            lease = {"kind": "Lease", "apiVersion": "coordination.k8s.io/v1",
+                     "metadata": self._new_meta(name, namespace),
+                     "spec": {k: v for k, v in spec.items() if v is not None}}
+            self._leases[(namespace, name)] = lease
+            return copy.deepcopy(lease)
+
+    def lease(self, namespace, name):
+        return self._copy_of(self._leases, (namespace, name))
+
+    def leases(self):
+        with self._lock:
+            return copy.deepcopy(list(self._leases.values()))
+
+    def _decode_lease(self, req, namespace):
+        check_json_content_type(req.headers)
+        lease, missing = decode_created(req.body, "Lease", "coordination.k8s.io/v1", "lease-coordination-v1.json",
+                                        LEASE_MICROTIMES)
+        with self._lock:
+            if namespace not in self._namespaces:
+                raise not_found("namespaces", namespace)
+        return lease, missing
+
+    def _post_leases(self, req, namespace):
+        dry = dry_run(req.query.get("dryRun"), "CreateOptions")
+        lease, missing = self._decode_lease(req, namespace)
+        return self._create(lease, namespace, dry, missing, lease_errors, self._leases, LEASE_NAMES)
+
+    def _get_lease(self, req, namespace, name):
+        with self._lock:
+            return 200, copy.deepcopy(self._lookup(self._leases, (namespace, name), "leases", name,
+                                                   "coordination.k8s.io"))
+
+    def _put_lease(self, req, namespace, name):
+        dry = dry_run(req.query.get("dryRun"), "UpdateOptions")
+        lease, missing = self._decode_lease(req, namespace)
+        meta = lease["metadata"]
+        if meta.get("name") != name:
+            raise bad_request(f"the name of the object ({meta.get('name') or ''}) does not match the name on the "
+                              f"URL ({name})")
+        if meta.setdefault("namespace", namespace) != namespace:
+            raise bad_request(NAMESPACE_MISMATCH)
+        with self._lock:
+            absent = (namespace, name) not in self._leases
+        if absent:  # AllowCreateOnUpdate
+            meta.pop("resourceVersion", None)
+            return self._create(lease, namespace, dry, missing, lease_errors, self._leases, LEASE_NAMES)
+        with self._lock:
+            current = self._lookup(self._leases, (namespace, name), "leases", name, "coordination.k8s.io")
+            if not meta.get("resourceVersion"):  # AllowUnconditionalUpdate is false for Leases
+                unset = FieldError("metadata.resourceVersion", "FieldValueInvalid",
+                                   "Invalid value: 0x0: must be specified for an update")
+                raise invalid("Lease", "coordination.k8s.io", name, [unset])
+            if meta["resourceVersion"] != current["metadata"]["resourceVersion"]:
+                raise conflict("leases", name, OBJECT_MODIFIED, "coordination.k8s.io")
+            old = current["metadata"]
+            if meta.setdefault("uid", old["uid"]) != old["uid"]:
+                raise invalid("Lease", "coordination.k8s.io", name,
+                              [invalid_value("metadata.uid", meta["uid"], "field is immutable")])
+            errors = lease_errors(lease)
+            if errors or missing:
+                raise invalid("Lease", "coordination.k8s.io", name, errors or missing)
+            meta["creationTimestamp"] = old["creationTimestamp"]
+            if not dry:
+                meta["resourceVersion"] = self._bump()
+                self._leases[(namespace, name)] = lease
+            return 200, copy.deepcopy(lease)
+
+    def _delete_lease(self, req, namespace, name):
+        options = delete_options(req)
+        with self._lock:
+            lease = self._lookup(self._leases, (namespace, name), "leases", name, "coordination.k8s.io")
+            check_preconditions(lease, options, "Lease", "coordination.k8s.io")
+            if not options["dryRun"]:
+                del self._leases[(namespace, name)]
+            details = {"name": name, "group": "coordination.k8s.io", "kind": "leases", "uid": lease["metadata"]["uid"]}
+            return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+# ---------------------------------------------------------------------------------------------------
 # The server
 
 ROUTES = [
@@ -1503,11 +1616,13 @@ ROUTES = [
     (re.compile(r"/api/v1/namespaces/([^/]+)/configmaps"), "configmaps"),
     (re.compile(r"/api/v1/pods"), "all_pods"),
     (re.compile(r"/api/v1/nodes"), "nodes"),
+    (re.compile(r"/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases/([^/]+)"), "lease"),
+    (re.compile(r"/apis/coordination\.k8s\.io/v1/namespaces/([^/]+)/leases"), "leases"),
 ]
 GENERATED_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
-class FakeKube(Workloads):
+class FakeKube(Workloads, Leases):
     """A fake kube-apiserver on https://127.0.0.1:PORT; see the module comment."""
 
     def __init__(self, workdir):
@@ -1520,6 +1635,7 @@ class FakeKube(Workloads):
         self._logs, self._configmaps, self._namespaces = {}, {}, {"default", "kube-system"}
         self._apps, self._pdbs = {}, {}  # (resource, namespace, name) -> apps/v1 object; (namespace, name) -> PDB
         self._hold_terminating, self._page_max = False, 0  # hold_terminating_pods, set_page_max
+        self._leases = {}  # (namespace, name) -> coordination.k8s.io/v1 Lease
         self._requests, self._faults = [], []
         self._flight = {}  # method -> requests of that method being handled now
         self._flight_max = {}  # method -> the most of them handled at once since the last reset

@@ -20,6 +20,7 @@ def kube(tmp_path):
     fake = FakeKube(str(tmp_path / "kube"))
     fake.add_node("node-1")
     fake.add_node("node-2")
+    fake.add_namespace("playbookd")  # where min_healthy_replicas keeps its Leases (lock_namespace)
     yield fake
     fake.stop()
 
@@ -61,13 +62,18 @@ def test_a_deployment_at_its_minimum_is_skipped_with_the_numbers(kube, incluster
     assert rc == 0 and out == [
         "skipped (deployment shop/cart would have 1 ready replica of 2 desired, min_healthy_replicas 2)"], err
     assert kube.pod("shop", pods[0]) is not None
+    lease = "/apis/coordination.k8s.io/v1/namespaces/playbookd/leases"
+    uid = kube.app("deployments", "shop", "cart")["metadata"]["uid"]
     assert calls(kube) == [("GET", f"/api/v1/namespaces/shop/pods/{pods[0]}", 200),
                            ("GET", "/apis/apps/v1/namespaces/shop/replicasets/cart-5d8c7b9f4", 200),
+                           ("POST", lease, 201),  # the Deployment's Lease, then its numbers
                            ("GET", "/apis/apps/v1/namespaces/shop/deployments/cart", 200),
                            ("GET", "/apis/apps/v1/namespaces/shop/replicasets", 200),
-                           ("GET", "/api/v1/namespaces/shop/pods", 200)], "read, never deleted"
+                           ("GET", "/api/v1/namespaces/shop/pods", 200),
+                           ("DELETE", f"{lease}/playbookd-replicas-{uid}", 200)], "read, never deleted"
     lists = [r.query for r in kube.requests() if r.path.endswith(("/replicasets", "/pods"))]
     assert lists == [{"labelSelector": ["app=cart"], "limit": ["100"]}] * 2, "selected on the server, paged"
+    assert kube.leases() == []
 
 
 def test_above_the_minimum_the_pod_is_deleted_once_then_the_deployment_is_at_it(kube, incluster, nats):
@@ -90,7 +96,8 @@ def test_above_the_minimum_the_pod_is_deleted_once_then_the_deployment_is_at_it(
         pub.publish(SUBJECT, alert(deleted))  # again: the pod is gone, nothing to delete
         wait_until(lambda: len(pbd.logged("action")) == 4, what="a fourth action")
         assert pbd.logged("action")[3]["outcome"] == "ok"
-        assert sum(1 for r in kube.requests() if r.method == "DELETE") == 1 and len(kube.events()) == 1
+        assert sum(1 for r in kube.requests() if r.method == "DELETE" and "/pods/" in r.path) == 1
+        assert len(kube.events()) == 1 and kube.leases() == []
         pub.close()
     finally:
         assert pbd.stop() == 0
@@ -214,10 +221,14 @@ def test_print_rbac_adds_the_reads_the_options_need(incluster):
     assert rules("ignore_daemonsets: true") == (
         '  - apiGroups: [""]\n    resources: [pods]\n    verbs: [get, delete]\n'
         "  - apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n")
-    assert rules("min_healthy_replicas: 50%") == (
+    cluster, role = rules("min_healthy_replicas: 50%").split("---\n", 1)
+    assert cluster == (
         '  - apiGroups: [""]\n    resources: [pods]\n    verbs: [get, list, delete]\n'
         "  - apiGroups: [apps]\n    resources: [daemonsets]\n    verbs: [get]\n"
         "  - apiGroups: [apps]\n    resources: [deployments]\n    verbs: [get]\n"
         "  - apiGroups: [apps]\n    resources: [replicasets]\n    verbs: [get, list]\n"
         "  - apiGroups: [apps]\n    resources: [statefulsets]\n    verbs: [get]\n"
         "  - apiGroups: [events.k8s.io]\n    resources: [events]\n    verbs: [create]\n")
+    assert role.startswith("apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: playbookd\n"
+                           "  namespace: playbookd\nrules:\n  - apiGroups: [coordination.k8s.io]\n"
+                           "    resources: [leases]\n    verbs: [get, create, update, delete]\n---\n"), role
