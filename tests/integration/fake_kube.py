@@ -1534,6 +1534,11 @@ class Leases:
         with self._lock:
             return copy.deepcopy(list(self._leases.values()))
 
+    def remove_lease(self, namespace, name):
+        """Deletes a Lease as its holder would on release."""
+        with self._lock:
+            self._leases.pop((namespace, name), None)
+
     def _decode_lease(self, req, namespace):
         check_json_content_type(req.headers)
         lease, missing = decode_created(req.body, "Lease", "coordination.k8s.io/v1", "lease-coordination-v1.json",
