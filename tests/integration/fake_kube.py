@@ -1279,10 +1279,6 @@ class Workloads:
             self._pods[(namespace, name)]["status"]["conditions"] = [
                 {"type": "Ready", "status": "True" if ready else "False"}]
 
-    def app(self, resource, namespace, name):
-        """The apps/v1 object as seeded ("deployments", "shop", "cart"), or None."""
-        return self._copy_of(self._apps, (resource, namespace, name))
-
     def add_replicaset(self, namespace, name, replicas, ready=None, labels=None, owner=None):
         """A ReplicaSet with `replicas` pods NAME-0..., the first `ready` of them Ready (default all)."""
         labels = labels or {"app": name}

@@ -63,7 +63,7 @@ def test_a_deployment_at_its_minimum_is_skipped_with_the_numbers(kube, incluster
         "skipped (deployment shop/cart would have 1 ready replica of 2 desired, min_healthy_replicas 2)"], err
     assert kube.pod("shop", pods[0]) is not None
     lease = "/apis/coordination.k8s.io/v1/namespaces/playbookd/leases"
-    uid = kube.app("deployments", "shop", "cart")["metadata"]["uid"]
+    uid = kube.app("shop", "deployments", "cart")["metadata"]["uid"]
     assert calls(kube) == [("GET", f"/api/v1/namespaces/shop/pods/{pods[0]}", 200),
                            ("GET", "/apis/apps/v1/namespaces/shop/replicasets/cart-5d8c7b9f4", 200),
                            ("POST", lease, 201),  # the Deployment's Lease, then its numbers

@@ -57,7 +57,7 @@ def lease_calls(kube):
 
 
 def lease_name(kube):
-    return "playbookd-replicas-" + kube.app("deployments", "shop", "cart")["metadata"]["uid"]
+    return "playbookd-replicas-" + kube.app("shop", "deployments", "cart")["metadata"]["uid"]
 
 
 def micro_time(delta_s=0.0):
