@@ -48,8 +48,6 @@ struct request {
     enum refusal refused; /* while the body came in: it is read to its end and dropped */
 };
 
-enum verdict { ACCEPTED, REJECTED, BUSY };
-
 static const char *const refusal_logs[REFUSALS] = {
     NULL,
     "http alerts: bodies over 1 MiB refused (413)",
@@ -227,28 +225,35 @@ static struct dispatcher *current(struct httpin *in)
 }
 
 /* JetStream: validated, published and acknowledged; a failure to store it is worth a retry (503). */
-static enum verdict publish(struct httpin *in, const char *line, size_t len, struct error *why)
+static enum httpin_verdict publish(struct httpin *in, const char *line, size_t len, struct error *why)
 {
     char subject[SUBJECT_MAX];
     if (dispatch_validate(line, len, "http", subject, why) != 0)
-        return REJECTED;
+        return HTTPIN_REJECTED;
     if (jetstream_publish(in->js, subject, line, len, why) == 0)
-        return ACCEPTED;
+        return HTTPIN_ACCEPTED;
     log_throttled(&in->js_log, LOG_WARN, "http alerts: not stored in the JetStream stream (503)", 1);
-    return BUSY;
+    return HTTPIN_BUSY;
 }
 
-/* One alert to the queue (or the stream), without waiting. */
-static enum verdict hand_over(struct httpin *in, struct dispatcher *d, const char *line, size_t len, struct error *why)
+/* Where a body's alerts go: the server and, without JetStream, the dispatcher of the moment. */
+struct hand_over_to {
+    struct httpin *in;
+    struct dispatcher *d;
+};
+
+/* One alert to the queue (or the stream), without waiting (an httpin_take_fn). */
+static enum httpin_verdict hand_over(void *arg, const char *line, size_t len, struct error *why)
 {
-    if (in->js != NULL)
-        return publish(in, line, len, why);
-    switch (dispatch_try_submit(d, in->pool, line, len, "http", why)) {
-    case DISPATCH_REJECTED: return REJECTED;
-    case DISPATCH_BUSY: error_set(why, "the queue is full"); return BUSY;
-    case DISPATCH_DROPPED: error_set(why, "playbookd is stopping"); return BUSY;
-    case DISPATCH_RETRY: error_set(why, "out of memory"); return BUSY;
-    default: return ACCEPTED;
+    struct hand_over_to *to = arg;
+    if (to->in->js != NULL)
+        return publish(to->in, line, len, why);
+    switch (dispatch_try_submit(to->d, to->in->pool, line, len, "http", why)) {
+    case DISPATCH_REJECTED: return HTTPIN_REJECTED;
+    case DISPATCH_BUSY: error_set(why, "the queue is full"); return HTTPIN_BUSY;
+    case DISPATCH_DROPPED: error_set(why, "playbookd is stopping"); return HTTPIN_BUSY;
+    case DISPATCH_RETRY: error_set(why, "out of memory"); return HTTPIN_BUSY;
+    default: return HTTPIN_ACCEPTED;
     }
 }
 
@@ -260,35 +265,44 @@ static bool blank(const char *s, size_t n)
     return true;
 }
 
-/* The whole body is in: its alerts, one per line, are handed over in order until one cannot be. */
-static enum MHD_Result on_complete_body(struct httpin *in, struct MHD_Connection *conn, struct request *r)
+void httpin_body(const char *body, size_t len, httpin_take_fn take, void *arg, struct httpin_answer *out)
 {
-    struct dispatcher *d = in->js == NULL ? current(in) : NULL;
-    size_t accepted = 0, line = 0;
-    enum verdict v = ACCEPTED;
+    size_t line = 0;
+    enum httpin_verdict v = HTTPIN_ACCEPTED;
     struct error why = {0};
-    char error[ERROR_MAX + 32];
-    for (const char *p = r->body, *end = r->body + r->len; p < end && v == ACCEPTED;) {
+    out->accepted = 0;
+    out->error[0] = 0;
+    for (const char *p = body, *end = body + len; p < end && v == HTTPIN_ACCEPTED;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p)), *stop = nl ? nl : end;
         line++;
         if (!blank(p, (size_t)(stop - p))) {
-            v = hand_over(in, d, p, (size_t)(stop - p), &why);
-            accepted += v == ACCEPTED;
+            v = take(arg, p, (size_t)(stop - p), &why);
+            out->accepted += v == HTTPIN_ACCEPTED;
         }
         p = nl ? nl + 1 : end;
     }
-    dispatcher_release(d);
-    metrics_http_alerts("accepted", accepted);
-    snprintf(error, sizeof(error), "line %zu: %s", line, why.msg);
-    if (v == BUSY)
-        return busy(in, conn, accepted, error);
-    if (v == REJECTED || accepted == 0)
+    out->status = v == HTTPIN_BUSY                             ? MHD_HTTP_SERVICE_UNAVAILABLE
+                  : v == HTTPIN_REJECTED || out->accepted == 0 ? MHD_HTTP_BAD_REQUEST
+                                                               : MHD_HTTP_OK;
+    if (v != HTTPIN_ACCEPTED)
+        snprintf(out->error, sizeof(out->error), "line %zu: %s", line, why.msg);
+    else if (out->accepted == 0)
+        snprintf(out->error, sizeof(out->error), "the body holds no alert");
+}
+
+/* The whole body is in: its alerts, one per line, are handed over in order until one cannot be. */
+static enum MHD_Result on_complete_body(struct httpin *in, struct MHD_Connection *conn, struct request *r)
+{
+    struct hand_over_to to = {.in = in, .d = in->js == NULL ? current(in) : NULL};
+    struct httpin_answer a;
+    httpin_body(r->body, r->len, hand_over, &to, &a);
+    dispatcher_release(to.d);
+    metrics_http_alerts("accepted", a.accepted);
+    if (a.status == MHD_HTTP_SERVICE_UNAVAILABLE)
+        return busy(in, conn, a.accepted, a.error);
+    if (a.status == MHD_HTTP_BAD_REQUEST)
         metrics_http_alerts("rejected", 1);
-    if (v == REJECTED)
-        return answer(conn, MHD_HTTP_BAD_REQUEST, accepted, error, NULL, NULL);
-    if (accepted == 0)
-        return answer(conn, MHD_HTTP_BAD_REQUEST, 0, "the body holds no alert", NULL, NULL);
-    return answer(conn, MHD_HTTP_OK, accepted, NULL, NULL, NULL);
+    return answer(conn, a.status, a.accepted, a.error[0] ? a.error : NULL, NULL, NULL);
 }
 
 static enum MHD_Result on_request(void *arg, struct MHD_Connection *conn, const char *url, const char *method,

@@ -43,4 +43,23 @@ int httpin_port(const struct httpin *in);
 /* Stops taking requests (those under way end first) and frees. NULL: no-op. */
 void httpin_stop(struct httpin *in);
 
+/* What taking one alert of a body came to. */
+enum httpin_verdict { HTTPIN_ACCEPTED, HTTPIN_REJECTED, HTTPIN_BUSY };
+/* Takes one line of a body (never blank; not NUL-terminated): queues or publishes it, or says why not. */
+typedef enum httpin_verdict (*httpin_take_fn)(void *arg, const char *line, size_t len, struct error *why);
+
+/* The answer to a body: its status (200, 400 or 503 as above), the alerts taken, and on an error its text. */
+struct httpin_answer {
+    unsigned status;
+    size_t accepted;
+    char error[ERROR_MAX + 32]; /* "line L: reason", or "" */
+};
+
+/*
+ * The alerts of a body, one per line (blank lines passed over), handed to take in order until one is not
+ * taken: 200 when every one was and there was one, 400 when one was rejected or there was none, 503 when
+ * one could not be taken now. Pure but for take: the HTTP handler's core, fuzzed (tests/fuzz/fuzz_httpin.c).
+ */
+void httpin_body(const char *body, size_t len, httpin_take_fn take, void *arg, struct httpin_answer *out);
+
 #endif
