@@ -30,7 +30,7 @@ UNIT_BIN     := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test unit integration fuzz-replay deps clean install demo format format-check bench
+.PHONY: all test unit integration fuzz fuzz-replay deps clean install demo format format-check bench
 all: $(BUILD)/playbookd $(BUILD)/falco-nats
 
 $(BUILD)/%.o: %.c $(wildcard include/playbookd/*.h)
@@ -65,6 +65,19 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libplaybookd.a
 $(BUILD)/tests/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(BUILD)/libplaybookd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# libFuzzer: `make fuzz` builds every tests/fuzz target with clang, -fsanitize=fuzzer,address,undefined, into
+# build/fuzz/fuzzer/fuzz_NAME (the library too, in build/fuzz). Run one for longer on a copy of its corpus:
+#   mkdir -p /tmp/c && cp tests/fuzz/corpus/NAME/* /tmp/c && build/fuzz/fuzzer/fuzz_NAME -max_total_time=3600 /tmp/c
+# then keep what is new and small: build/fuzz/fuzzer/fuzz_NAME -merge=1 tests/fuzz/corpus/NAME /tmp/c
+FUZZ_CC      ?= clang
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) SANITIZER=address,undefined CFLAGS=-fsanitize=fuzzer-no-link \
+	  $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/fuzzer/%)
+
+$(BUILD)/fuzzer/fuzz_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/libplaybookd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LIBS)
 
 deps:
 	bash tests/install-deps.sh
