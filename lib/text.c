@@ -203,20 +203,20 @@ static char *escape_into(char *dst, size_t size, const char *src, bool keep_quot
     return dst;
 }
 
-/* Whether the ASCII character c at position at of the text (lead: only digits before it) is markdown syntax
- * for Teams (the backslash itself is text_escape_char's): emphasis, links, mentions and HTML, code, headings,
- * strike-through, entities, and list markers at the start. */
-static bool teams_markdown_char(char c, size_t at, bool lead)
+/* Whether the ASCII character c is markdown syntax for Teams (the backslash itself is text_escape_char's):
+ * emphasis, links, mentions and HTML, code, headings, strike-through, entities, and list markers where a list
+ * item can start: '-' or '+' after nothing but spaces (start), '.' after spaces and digits (digits). */
+static bool teams_markdown_char(char c, bool start, bool digits)
 {
     if (c != 0 && strchr("`*_[]()<>#~&", c) != NULL)
         return true;
-    return (at == 0 && (c == '-' || c == '+')) || (lead && at > 0 && c == '.');
+    return (start && (c == '-' || c == '+')) || (digits && c == '.');
 }
 
 char *text_teams_escape(const char *in, size_t max_in)
 {
     size_t n = utf8_prefix(in, max_in), used = 0;
-    bool cut = in[n] != 0, lead = true;
+    bool cut = in[n] != 0, start = true, digits = false; /* only spaces so far; only spaces, then digits */
     char *out = malloc(n * 7 + sizeof("…")), *o = out, one[TEXT_ESCAPE_MAX];
     if (out == NULL)
         return NULL;
@@ -225,12 +225,13 @@ char *text_teams_escape(const char *in, size_t max_in)
         char c = in[used];
         if (c == '"')
             one[0] = c, one[1] = 0; /* no syntax in markdown */
-        else if ((one[0] == '\\' && c != '\\') || teams_markdown_char(c, used, lead))
+        else if ((one[0] == '\\' && c != '\\') || teams_markdown_char(c, start, digits))
             *o++ = '\\'; /* markdown then shows the next character (or the backslash of \n, \u202e) as text */
         size_t m = strlen(one);
         memcpy(o, one, m);
         o += m;
-        lead = lead && c >= '0' && c <= '9';
+        digits = (start || digits) && c >= '0' && c <= '9';
+        start = start && c == ' ';
         used += len;
     }
     if (cut)

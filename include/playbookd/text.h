@@ -27,10 +27,10 @@ char *text_slack_escape(const char *in, size_t max_in);
 /*
  * Escapes text for Microsoft Teams' markdown (Adaptive Card TextBlock and Fact values, a CommonMark subset):
  * a backslash before every character it could read as syntax (`\\`, `*`, `_`, `[`, `]`, `(`, `)`, `<`, `>`,
- * `#`, `` ` ``, `~`, `&`; `-` and `+` first, `.` after leading digits), and controls, line breaks, bidi
- * overrides and invalid bytes shown as text_escape_char writes them (\n, \u202e), their backslash escaped:
- * one line that cannot mention, link or format. At most max_in bytes of the input, cut on a character
- * boundary, "…" appended when cut. Returns a malloc'd string, or NULL when out of memory.
+ * `#`, `` ` ``, `~`, `&`; `-` and `+` after nothing but spaces, `.` after spaces and digits: a list marker), and
+ * controls, line breaks, bidi overrides and invalid bytes shown as text_escape_char writes them (\n, \u202e), their
+ * backslash escaped: one line that cannot mention, link or format. At most max_in bytes of the input, cut on a
+ * character boundary, "…" appended when cut. Returns a malloc'd string, or NULL when out of memory.
  */
 char *text_teams_escape(const char *in, size_t max_in);
 

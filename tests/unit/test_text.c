@@ -304,6 +304,10 @@ static void test_teams_escape(void **state)
     check_teams("+ item", 100, "\\+ item");
     check_teams("a - b + c", 100, "a - b + c"); /* list markers count at the start only */
     check_teams("12. item", 100, "12\\. item");
+    check_teams("  - item", 100, "  \\- item"); /* a list item may be indented (found by fuzz_text) */
+    check_teams(" +nats", 100, " \\+nats");
+    check_teams("   1. item", 100, "   1\\. item");
+    check_teams(" 1 2. x", 100, " 1 2. x");
     check_teams("v1.2", 100, "v1.2");
     check_teams("back\\slash \"q\"", 100, "back\\\\slash \"q\"");
     check_teams("a\nb\tc\r", 100, "a\\\\nb\\\\tc\\\\u000d");
