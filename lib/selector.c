@@ -25,17 +25,18 @@ static bool label_is(const cJSON *labels, const char *key, const char *value)
 static enum selector_match match_labels(const cJSON *match, const cJSON *labels)
 {
     const cJSON *pair;
+    enum selector_match m = SELECTOR_YES;
     if (match == NULL || cJSON_IsNull(match))
         return SELECTOR_YES;
     if (!cJSON_IsObject(match))
         return SELECTOR_INVALID;
     cJSON_ArrayForEach (pair, match) {
         if (!cJSON_IsString(pair))
-            return SELECTOR_INVALID;
+            return SELECTOR_INVALID; /* even after a mismatch: an invalid part is never hidden */
         if (!label_is(labels, pair->string, pair->valuestring))
-            return SELECTOR_NO;
+            m = SELECTOR_NO;
     }
-    return SELECTOR_YES;
+    return m;
 }
 
 /* True if the label's value is one of values (all strings, checked by the caller). */

@@ -57,6 +57,7 @@ static void test_match_labels(void **state)
     assert_int_equal(match("{\"matchLabels\":{\"e\":\"\"}}", "{\"e\":\"\"}"), SELECTOR_YES);
     INVALID("{\"matchLabels\":{\"app\":1}}");
     INVALID("{\"matchLabels\":[\"app\"]}");
+    INVALID("{\"matchLabels\":{\"app\":\"other\",\"tier\":1}}"); /* after a mismatch too (found by fuzz_selector) */
 }
 
 static void test_in_and_not_in(void **state)
