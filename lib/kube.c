@@ -155,18 +155,31 @@ const char *kube_server(const struct kube *k)
     return k->ep.server;
 }
 
-/* "Reason: message" from a Status object, or the start of whatever the body was. */
+/* Appends src to the message, cut on a character boundary; false (nothing added) if it is not valid UTF-8. */
+static bool message_add(struct kube_response *resp, const char *src)
+{
+    size_t used = strlen(resp->message);
+    if (!text_utf8_valid(src, strlen(src)))
+        return false;
+    text_copy(resp->message + used, sizeof(resp->message) - used, src);
+    return true;
+}
+
+/* "Reason: message" from a Status object, or the start of whatever the body was; valid UTF-8, as it is quoted
+ * in reasons, logs and Events. */
 static void status_message(struct kube_response *resp)
 {
     const cJSON *status = kube_response_json(resp);
-    const char *body = resp->body;
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive(status, "reason");
     const cJSON *message = cJSON_GetObjectItemCaseSensitive(status, "message");
-    if (cJSON_IsString(message))
-        snprintf(resp->message, sizeof(resp->message), "%s%s%s", cJSON_IsString(reason) ? reason->valuestring : "",
-                 cJSON_IsString(reason) ? ": " : "", message->valuestring);
-    else if (body != NULL && text_utf8_valid(body, strlen(body)))
-        text_copy(resp->message, sizeof(resp->message), body);
+    resp->message[0] = 0;
+    if (cJSON_IsString(message)) {
+        if (cJSON_IsString(reason) && reason->valuestring[0] && message_add(resp, reason->valuestring))
+            message_add(resp, ": ");
+        message_add(resp, message->valuestring);
+    } else if (resp->body != NULL) {
+        message_add(resp, resp->body);
+    }
 }
 
 int kube_prepare(struct kube *k, const char *method, const char *path, const char *content_type, const char *body,

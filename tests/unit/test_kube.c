@@ -340,6 +340,38 @@ static void test_query_escape(void **state)
     assert_int_equal(kube_query_escape(out, 0, ""), -1);
 }
 
+/* The message of an answer (kube_response_take): "Reason: message", valid UTF-8 when cut (found by
+ * fuzz_kube_status), nothing of a Status string or body that is not UTF-8. */
+static const char *message_of(long status, const char *body, struct kube_response *resp)
+{
+    struct http_response http = {.status = status, .body = strdup(body), .body_len = strlen(body)};
+    memset(resp, 0, sizeof(*resp));
+    kube_response_take(resp, &http);
+    kube_response_free(resp);
+    return resp->message;
+}
+
+static void test_status_message(void **state)
+{
+    (void)state;
+    struct kube_response resp;
+    char body[600], want[sizeof(resp.message)];
+    assert_string_equal(message_of(409, "{\"reason\":\"Conflict\",\"message\":\"modified\"}", &resp),
+                        "Conflict: modified");
+    assert_string_equal(message_of(404, "{\"message\":\"gone\"}", &resp), "gone");
+    assert_string_equal(message_of(502, "Bad Gateway", &resp), "Bad Gateway");
+    assert_string_equal(message_of(502, "\xff\xfe", &resp), "");
+    assert_string_equal(message_of(500, "{\"reason\":\"\xc3\",\"message\":\"m\"}", &resp), "m");
+    assert_string_equal(message_of(200, "{\"message\":\"not read\"}", &resp), "");
+    strcpy(body, "{\"reason\":\"RR\",\"message\":\"");
+    for (int i = 0; i < 150; i++)
+        strcat(body, "\xc3\xa9"); /* 300 bytes of é: cut between two of them */
+    strcat(body, "\"}");
+    message_of(422, body, &resp);
+    assert_true(text_utf8_valid(resp.message, strlen(resp.message)));
+    assert_int_equal(strlen(resp.message), sizeof(want) - 2); /* "RR: " and 97 é: 199 bytes would cut one */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_token_check),
         cmocka_unit_test(test_in_cluster),
         cmocka_unit_test(test_targets),
+        cmocka_unit_test(test_status_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
