@@ -106,7 +106,8 @@ static bool miss(char *why, size_t size, const char *fmt, ...)
         return false;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(why, size, fmt, ap);
+    if (vsnprintf(why, size, fmt, ap) >= (int)size)
+        text_utf8_trim(why); /* cut: on a character boundary */
     va_end(ap);
     return false;
 }

@@ -125,6 +125,19 @@ char *text_slack_escape(const char *in, size_t max_in)
     return out;
 }
 
+void text_utf8_trim(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && n - i < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+        i--; /* back over continuation bytes to the lead byte */
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : (lead & 0xf8) == 0xf0 ? 4 : 1;
+    if (n - (i - 1) < want)
+        s[i - 1] = 0;
+}
+
 char *text_copy(char *dst, size_t size, const char *src)
 {
     size_t n = utf8_prefix(src, size - 1);

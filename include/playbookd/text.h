@@ -53,6 +53,10 @@ char *text_escape(char *dst, size_t size, const char *src);
 /* The same, but '"' is kept as it is: for a line of output that is not a quoted string (a replay result). */
 char *text_escape_line(char *dst, size_t size, const char *src);
 
+/* Drops an incomplete UTF-8 sequence at the end of s, as snprintf leaves when it cuts: for a text that was
+ * valid UTF-8 before the cut. */
+void text_utf8_trim(char *s);
+
 /* Copies src into dst (size > 0), truncated on a UTF-8 character boundary; returns dst. */
 char *text_copy(char *dst, size_t size, const char *src);
 

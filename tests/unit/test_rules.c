@@ -164,6 +164,11 @@ static void test_subjects_rules_source(void **state)
     expect(f, NULL);
     f->r.source = (char *)(uintptr_t) "k8s_audit";
     expect(f, "source is \"syscall\", not \"k8s_audit\"");
+    /* An explanation cut short is cut on a character boundary (found by fuzz_rules). */
+    char small[28];
+    f->r.source = (char *)(uintptr_t) "\xc3\xa9";
+    assert_false(rule_match(&f->r, &f->a, SUBJECT, small, sizeof(small)));
+    assert_string_equal(small, "source is \"syscall\", not \"");
 }
 
 static void test_tags_any_of_all_of(void **state)

@@ -293,6 +293,29 @@ static void test_redact_url(void **state)
     assert_null(strstr(small, "secret"));
 }
 
+static void test_utf8_trim(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"", ""},
+        {"abc", "abc"},
+        {"a\xc3\xa9", "a\xc3\xa9"},
+        {"a\xc3", "a"},
+        {"a\xe2\x80", "a"},
+        {"a\xe2\x80\xa6", "a\xe2\x80\xa6"},
+        {"a\xf0\x9f\x99", "a"},
+        {"\xf0\x9f\x99\x82", "\xf0\x9f\x99\x82"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[16];
+        strcpy(buf, cases[i].in);
+        text_utf8_trim(buf);
+        assert_string_equal(buf, cases[i].out);
+    }
+}
+
 static void test_teams_escape(void **state)
 {
     (void)state;
@@ -327,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_text_copy),      cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_bounded), cmocka_unit_test(test_escape_line_keeps_quotes),
         cmocka_unit_test(test_redact_url),     cmocka_unit_test(test_teams_escape),
+        cmocka_unit_test(test_utf8_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
