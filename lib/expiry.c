@@ -94,14 +94,20 @@ static int list_put(char *list, size_t size, const char *entry)
     return 0;
 }
 
-/* True when the list (comma-separated) holds entry exactly. */
-static bool listed(const char *list, const char *entry)
+/* True when the list (comma-separated) holds the n bytes at entry as one of its entries before stop (an entry
+ * of the list; NULL: anywhere). */
+static bool listed_before(const char *list, const char *stop, const char *entry, size_t n)
 {
-    size_t n = strlen(entry);
-    for (const char *p = list ? list : ""; *p; p += entry_len(p) + (p[entry_len(p)] == ','))
+    for (const char *p = list ? list : ""; *p && p != stop; p += entry_len(p) + (p[entry_len(p)] == ','))
         if (entry_len(p) == n && strncmp(p, entry, n) == 0)
             return true;
     return false;
+}
+
+/* True when the list (comma-separated) holds entry exactly. */
+static bool listed(const char *list, const char *entry)
+{
+    return listed_before(list, NULL, entry, strlen(entry));
 }
 
 static bool has_taint(const cJSON *object, const char *key, const char *effect)
@@ -380,6 +386,8 @@ static void undo_labels(struct undo *u, const char *list)
         if (!kube_qualified_name(key) || strcmp(key, EXPIRY_LABEL) == 0 || !cJSON_IsString(v) ||
             strlen(v->valuestring) != vlen || strncmp(v->valuestring, eq + 1, vlen) != 0)
             continue; /* gone, or changed since: not playbookd's any more */
+        if (listed_before(list, p, p, len))
+            continue; /* recorded twice: one removal (a second would fail the whole patch, every sweep) */
         kube_json_pointer(path, sizeof(path), "/metadata/labels", key);
         add_op(u->ops, "remove", path, NULL);
         say(u, "label", p, len);

@@ -206,6 +206,25 @@ static void test_undo_only_what_is_recorded(void **state)
     free(body);
 }
 
+/* A label recorded twice is removed once: the API server refuses a patch that removes a path twice, and the
+ * marks would never expire (found by fuzz_expiry). */
+static void test_undo_label_recorded_twice(void **state)
+{
+    (void)state;
+    char what[256], *body;
+    assert_int_equal(
+        undo("{\"metadata\":{\"resourceVersion\":\"1\",\"labels\":{\"a\":\"b\"},\"annotations\":{"
+             "\"playbookd.io/expires-at\":\"2020-01-01T00:00:00Z\",\"playbookd.io/labels\":\"a=b,a=c,a=b\"}}}",
+             false, &body, what, sizeof(what)),
+        EXPIRY_PATCH);
+    assert_string_equal(what, "label a=b");
+    assert_string_equal(body, "[{\"op\":\"test\",\"path\":\"/metadata/resourceVersion\",\"value\":\"1\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/labels/a\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1expires-at\"},"
+                              "{\"op\":\"remove\",\"path\":\"/metadata/annotations/playbookd.io~1labels\"}]");
+    free(body);
+}
+
 static void test_undo_waits_for_expiry_unless_forced(void **state)
 {
     (void)state;
@@ -236,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_plan_without_expiry_cancels_the_same_change),
         cmocka_unit_test(test_undo_only_what_is_recorded),
         cmocka_unit_test(test_undo_waits_for_expiry_unless_forced),
+        cmocka_unit_test(test_undo_label_recorded_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
