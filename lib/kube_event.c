@@ -47,6 +47,7 @@ struct kube_events {
         struct http_batch *batch; /* its requests in flight */
         pthread_t thread;
         bool started;
+        size_t room; /* under lock: how many more it could start, as of its last take */
     } senders[KUBE_EVENT_SENDERS];
     struct log_throttle dropped_log;
     pthread_mutex_t fail_lock;   /* guards the two below */
@@ -194,11 +195,27 @@ static void event_sent(void *arg, struct http_response *http, const char *error)
     event_free(e);
 }
 
+/* Under q->lock: the started sender with the most room other than except (NULL: any), or NULL when none has
+ * room: the ones in flight take what is queued as their requests end. */
+static struct sender *sender_with_room(struct kube_events *q, const struct sender *except)
+{
+    struct sender *best = NULL;
+    for (size_t i = 0; i < KUBE_EVENT_SENDERS; i++) {
+        struct sender *s = &q->senders[i];
+        if (s->started && s != except && s->room > 0 && (best == NULL || s->room > best->room))
+            best = s;
+    }
+    return best;
+}
+
 /* Takes what may start now into out (at most room); false once the sender should end: stopping, and
- * nothing in flight and nothing more may start. */
-static bool events_take(struct kube_events *q, size_t in_flight, struct queued_event **out, size_t room, size_t *n,
+ * nothing in flight and nothing more may start. When it took all its room and more is queued, another
+ * sender with room is woken (one sender is woken per Event queued into an empty queue, not all). */
+static bool events_take(struct sender *s, size_t in_flight, struct queued_event **out, size_t room, size_t *n,
                         long *timeout_ms)
 {
+    struct kube_events *q = s->q;
+    struct sender *next = NULL;
     pthread_mutex_lock(&q->lock);
     long budget = q->stopping ? (long)((q->deadline_s - now_s()) * 1000) : q->timeout_ms;
     *n = 0;
@@ -209,7 +226,12 @@ static bool events_take(struct kube_events *q, size_t in_flight, struct queued_e
         q->count--;
     }
     bool go_on = !q->stopping || in_flight + *n > 0 || (q->count > 0 && budget > 0);
+    s->room = room - *n;
+    if (*n > 0 && q->count > 0 && !q->stopping)
+        next = sender_with_room(q, s);
     pthread_mutex_unlock(&q->lock);
+    if (next != NULL)
+        http_batch_wakeup(next->batch);
     *timeout_ms = budget < q->timeout_ms ? budget : q->timeout_ms;
     return go_on;
 }
@@ -221,7 +243,7 @@ static void *sender_main(void *arg)
     size_t in_flight = 0, n;
     long timeout_ms;
     pthread_setname_np(pthread_self(), "pb-events");
-    while (events_take(s->q, in_flight, taken, KUBE_EVENT_IN_FLIGHT - in_flight, &n, &timeout_ms)) {
+    while (events_take(s, in_flight, taken, KUBE_EVENT_IN_FLIGHT - in_flight, &n, &timeout_ms)) {
         for (size_t i = 0; i < n; i++)
             event_start(s, taken[i], timeout_ms, false);
         in_flight = http_batch_run(s->batch, 1000); /* a queued Event or a stop wakes it */
@@ -229,7 +251,7 @@ static void *sender_main(void *arg)
     return NULL;
 }
 
-/* Ends the wait of every sender (each takes what its room allows; the others go back to waiting). */
+/* Ends the wait of every sender: at stop, each drains what it has. */
 static void senders_wake(struct kube_events *q)
 {
     for (size_t i = 0; i < KUBE_EVENT_SENDERS; i++)
@@ -245,14 +267,17 @@ void kube_events_record(struct kube_events *q, const struct kube_event *ev)
         return;
     }
     pthread_mutex_lock(&q->lock);
-    bool queued = !q->stopping && q->count < KUBE_EVENT_QUEUE_MAX, wake = queued && q->count == 0;
+    bool queued = !q->stopping && q->count < KUBE_EVENT_QUEUE_MAX;
+    /* Into an empty queue: one sender with room is woken. Else one was woken already and has not taken it
+     * yet, or every sender is full and takes it as a request of its own ends. */
+    struct sender *wake = queued && q->count == 0 ? sender_with_room(q, NULL) : NULL;
     if (queued) {
         q->ring[(q->head + q->count) % KUBE_EVENT_QUEUE_MAX] = e;
         q->count++;
     }
     pthread_mutex_unlock(&q->lock);
-    if (wake) /* else the senders have not emptied the queue since one last woke: they come back to it */
-        senders_wake(q);
+    if (wake != NULL)
+        http_batch_wakeup(wake->batch);
     if (!queued) {
         event_free(e);
         metrics_event("dropped");
@@ -276,8 +301,12 @@ int kube_events_start(struct kube_events **out, struct kube *k, long timeout_ms,
     for (size_t i = 0; i < KUBE_EVENT_SENDERS; i++) {
         struct sender *s = &q->senders[i];
         s->q = q;
-        if (http_batch_create(&s->batch, err) != 0 ||
-            !(s->started = pthread_create(&s->thread, NULL, sender_main, s) == 0)) {
+        s->room = KUBE_EVENT_IN_FLIGHT;
+        bool ok = http_batch_create(&s->batch, err) == 0;
+        pthread_mutex_lock(&q->lock); /* the senders started already read started and room */
+        ok = ok && (s->started = pthread_create(&s->thread, NULL, sender_main, s) == 0);
+        pthread_mutex_unlock(&q->lock);
+        if (!ok) {
             kube_events_stop(q);
             return error_set(err, "cannot start the Event senders");
         }
