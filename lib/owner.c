@@ -5,14 +5,15 @@
  * status.desiredNumberScheduled. Its healthy pods are counted now by owner_count.c (the controllers' status
  * lags the pods: two checks a moment apart would both see a pod deleted by the first as ready). The pod
  * itself is not among those that stay. Other owner kinds (Job, ReplicationController, custom resources)
- * have no replica count here: the action goes ahead. With min_healthy_replicas the check holds replica_lock
- * (this process) and then the Lease of the workload whose numbers it reads (every replica of playbookd),
- * named after that workload's uid, from before the numbers are read until the caller has acted.
+ * have no replica count here: the action goes ahead. With min_healthy_replicas the check holds the Lease of
+ * the workload whose numbers it reads, named after that workload's uid, from before the numbers are read
+ * until the caller has acted. Each acquisition is its own holder, so the Lease keeps apart two workers of
+ * this process as well as two replicas of playbookd; nothing process-wide is held, so a wait for one
+ * workload's Lease never holds up another workload.
  */
 #include "playbookd/owner.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +22,6 @@
 #include "playbookd/lease.h"
 
 #define OWNER_NUMBER_MAX 1000000 /* a replica count beyond this is not believed: read as this */
-
-/* Held from a min_healthy_replicas check until the action after it is done (owner_safety_release). */
-static pthread_mutex_t replica_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The reads behind ignore_* (the pod's ownerReferences) and behind min_healthy_replicas (the owners too). */
 static const struct rbac_rule pod_read[] = {
@@ -246,15 +244,10 @@ enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, co
                                 struct owner_hold *hold, bool *gone, struct action_result *res)
 {
     *gone = false;
-    hold->locked = false;
     hold->lease.held = false;
     hold->lease.dry_run = dry_run;
     if (!owner_safety_enabled(s))
         return OUTCOME_OK;
-    if (s->min_healthy_text != NULL) {
-        pthread_mutex_lock(&replica_lock);
-        hold->locked = true;
-    }
     struct kube_response resp;
     enum outcome o = target_get_pod(k, t, &resp, res); /* a replaced pod is skipped there */
     if (resp.status == 404) {
@@ -271,7 +264,4 @@ enum outcome owner_safety_check(const struct owner_safety *s, struct kube *k, co
 void owner_safety_release(struct kube *k, struct owner_hold *hold)
 {
     lease_release(k, &hold->lease);
-    if (hold->locked)
-        pthread_mutex_unlock(&replica_lock);
-    hold->locked = false;
 }

@@ -4,7 +4,7 @@
  * on it is allowed by ignore_daemonsets, ignore_statefulsets, ignore_standalone_pods and
  * min_healthy_replicas ("N" or "N%" of the owner's desired replicas, rounded up), its healthy pods counted
  * from the API at check time. With min_healthy_replicas the check and the action after it hold a
- * process-wide mutex and a cluster-wide Lease (lease.h) on the owner, so that neither two workers nor two
+ * cluster-wide Lease (lease.h) on the owner, one holder per acquisition, so that neither two workers nor two
  * replicas of playbookd each see the other's pod ready and both act. The module is owner.c (the options,
  * the check, the lock) and owner_count.c (the count).
  */
@@ -36,7 +36,6 @@ struct owner_safety {
 /* What one check holds until owner_safety_release: the caller's, on its stack (struct owner_safety is shared
  * by every worker running the playbook). */
 struct owner_hold {
-    bool locked; /* the process-wide mutex */
     struct lease lease;
 };
 
@@ -79,7 +78,7 @@ bool owner_safety_enabled(const struct owner_safety *s);
  * pod no longer exists (404): the caller's goal already holds. Nothing is read unless enabled.
  * With min_healthy_replicas, the check and the caller's action must not interleave with another's (two
  * workers, or two replicas of playbookd, deleting two pods of one Deployment would each see the other's pod
- * ready): the check takes a process-wide mutex and then, once the owner is known, the owner's Lease in
+ * ready): once the owner is known, the check takes the owner's Lease (its own holder: nothing process-wide) in
  * lock_namespace (named playbookd-replicas-<owner uid>; waited for up to lock_wait, then failed as transient),
  * recorded in *hold; the caller calls owner_safety_release(k, hold) once it has acted, whatever the outcome.
  * dry_run: the Lease requests carry dryRun=All (no real lock: nothing is changed either).

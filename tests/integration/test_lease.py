@@ -222,3 +222,31 @@ def test_print_rbac_grants_leases_in_lock_namespace_only(incluster):
     assert "kind: RoleBinding" in binding and "namespace: ops" in binding
     rc, out, err = run_playbookd(config(incluster, "ignore_daemonsets: true, lock_namespace: ops"), "--print-rbac")
     assert rc == 0 and "Role" not in out.replace("ClusterRole", ""), "no Lease without min_healthy_replicas"
+
+
+def test_a_wait_for_one_workloads_lease_does_not_hold_up_another_workload(kube, incluster, nats):
+    """Another holder keeps cart's Lease live: the worker on cart's pod waits (lock_wait 30s). A pod of another
+    Deployment (web) is checked and deleted meanwhile by another worker: its Lease is its own, and nothing
+    process-wide is held through cart's wait. Then cart's Lease is released and cart's pod goes too."""
+    carts = kube.add_deployment("shop", "cart", 3)
+    webs = kube.add_deployment("shop", "web", 3)
+    kube.add_lease("playbookd", lease_name(kube), "playbookd-7d9f-other_4", micro_time())
+    pbd = Playbookd(config(incluster, "min_healthy_replicas: 2, lock_wait: 30s", nats=nats))
+    try:
+        pbd.wait_ready()
+        pub = NatsClient(nats.port)
+        pub.publish(SUBJECT, alert(carts[0]))
+        wait_until(lambda: any(r.method == "GET" for r in lease_calls(kube)), what="cart's live Lease read")
+        pub.publish(SUBJECT, alert(webs[0]))
+        wait_until(lambda: pbd.logged("action"), timeout=45, what="a first action")
+        first = pbd.logged("action")[0]
+        assert pbd.logged("lease busy: gave up waiting") == [], "web did not wait for the end of cart's wait"
+        assert (first["target"], first["outcome"]) == (f"pod shop/{webs[0]}", "ok"), "web went first, cart waits"
+        assert kube.pod("shop", webs[0]) is None and kube.pod("shop", carts[0]) is not None
+        kube.remove_lease("playbookd", lease_name(kube))  # the other holder is done
+        wait_until(lambda: len(pbd.logged("action")) == 2, timeout=30, what="cart's action")
+        assert pbd.logged("action")[1]["outcome"] == "ok" and kube.pod("shop", carts[0]) is None
+        pub.close()
+    finally:
+        assert pbd.stop() == 0
+        pbd.cleanup()
