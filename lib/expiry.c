@@ -146,7 +146,7 @@ static void list_drop(char *list, const char *entry)
     size_t n = 0;
     for (const char *p = list; *p; p += entry_len(p) + (p[entry_len(p)] == ',')) {
         size_t len = entry_len(p);
-        if (len == 0 || same_mark(p, len, entry) || n + len + 2 > sizeof(out))
+        if (len == 0 || same_mark(p, len, entry) || n + len + 1 > sizeof(out)) /* its ',' ends as the NUL */
             continue;
         memcpy(out + n, p, len);
         n += len;

@@ -167,6 +167,31 @@ static void test_plan_without_expiry_cancels_the_same_change(void **state)
     cJSON_Delete(n);
 }
 
+/* A cancel on a list at its bound (2,047 bytes) keeps every other entry: the last one too, or the change it
+ * records would no longer expire (a taint left on the node for good). */
+static void test_cancel_keeps_a_full_list(void **state)
+{
+    (void)state;
+    char list[EXPIRY_LIST_MAX] = "", json[EXPIRY_LIST_MAX + 200];
+    for (int i = 0; strlen(list) + 20 < EXPIRY_LIST_MAX; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "t%d:NoSchedule,", i);
+    size_t pad = EXPIRY_LIST_MAX - 1 - strlen(list) - strlen(":NoExecute");
+    memset(list + strlen(list), 'z', pad);
+    strcat(list, ":NoExecute"); /* the last entry: zzz...:NoExecute */
+    assert_int_equal(strlen(list), EXPIRY_LIST_MAX - 1);
+    snprintf(json, sizeof(json), "{\"metadata\":{\"annotations\":{\"playbookd.io/taints\":\"%s\"}}}", list);
+    cJSON *n = node(json);
+    const struct expiry_mark absent = {.kind = EXPIRY_TAINT, .key = "other", .value = "NoSchedule"};
+    const struct expiry_mark first = {.kind = EXPIRY_TAINT, .key = "t0", .value = "NoSchedule"};
+    struct expiry_write w;
+    struct action_result res = {0};
+    assert_int_equal(expiry_plan(&w, n, 0, T0, &absent, 1, &res), 0);
+    assert_string_equal(w.taints, list);
+    assert_int_equal(expiry_plan(&w, n, 0, T0, &first, 1, &res), 1);
+    assert_string_equal(w.taints, list + strlen("t0:NoSchedule,"));
+    cJSON_Delete(n);
+}
+
 /* The undo patch of a node as JSON text, and what it undoes. */
 static enum expiry_undo undo(const char *json, bool force, char **body, char *what, size_t size)
 {
@@ -253,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_plan_keeps_marks_and_the_later_expiry),
         cmocka_unit_test(test_plan_bounds_its_lists),
         cmocka_unit_test(test_plan_without_expiry_cancels_the_same_change),
+        cmocka_unit_test(test_cancel_keeps_a_full_list),
         cmocka_unit_test(test_undo_only_what_is_recorded),
         cmocka_unit_test(test_undo_waits_for_expiry_unless_forced),
         cmocka_unit_test(test_undo_label_recorded_twice),
