@@ -417,3 +417,8 @@ int kube_query_escape(char *out, size_t size, const char *in)
     out[n] = 0;
     return 0;
 }
+
+long kube_timeout_ms(const struct kube *k)
+{
+    return k->timeout_ms;
+}

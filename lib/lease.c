@@ -102,7 +102,7 @@ static char *lease_body(const struct lease *l, const char *resource_version, lon
         cJSON_AddStringToObject(meta, "resourceVersion", resource_version);
     spec = cJSON_AddObjectToObject(obj, "spec");
     cJSON_AddStringToObject(spec, "holderIdentity", l->holder);
-    cJSON_AddNumberToObject(spec, "leaseDurationSeconds", LEASE_DURATION_S);
+    cJSON_AddNumberToObject(spec, "leaseDurationSeconds", (double)l->duration_s);
     cJSON_AddStringToObject(spec, "acquireTime", now);
     cJSON_AddStringToObject(spec, "renewTime", now);
     if (transitions > 0)
@@ -210,10 +210,11 @@ static enum try_result try_once(struct kube *k, struct lease *l, enum outcome *o
 }
 
 enum outcome lease_acquire(struct kube *k, const char *ns, const char *name, const char *what, long wait_ms,
-                           bool dry_run, struct lease *l, struct action_result *res)
+                           long duration_s, bool dry_run, struct lease *l, struct action_result *res)
 {
     memset(l, 0, sizeof(*l));
     l->dry_run = dry_run;
+    l->duration_s = duration_s > 0 ? duration_s : 1;
     snprintf(l->ns, sizeof(l->ns), "%s", ns);
     snprintf(l->name, sizeof(l->name), "%s", name);
     holder_identity(l->holder, sizeof(l->holder));
@@ -222,6 +223,7 @@ enum outcome lease_acquire(struct kube *k, const char *ns, const char *name, con
     for (;;) {
         enum outcome o = OUTCOME_OK;
         tries++;
+        l->acquired_s = monotonic_s(); /* before the request: its time counts against the Lease */
         if (try_once(k, l, &o, res) == TRY_DONE)
             return o;
         double left_ms = (deadline - monotonic_s()) * 1000.0;
@@ -278,4 +280,12 @@ void lease_release(struct kube *k, struct lease *l)
         log_kv(LOG_WARN, "lease not released (it expires after leaseDurationSeconds)", "lease", l->name, "namespace",
                l->ns, "status", status, "error", resp.message, NULL);
     kube_response_free(&resp);
+}
+
+long lease_left_ms(const struct lease *l)
+{
+    if (!l->held)
+        return 0;
+    double left = (double)l->duration_s * 1000.0 - (monotonic_s() - l->acquired_s) * 1000.0;
+    return left > 0 ? (long)left : 0;
 }

@@ -175,6 +175,28 @@ static enum outcome compare(const struct owner_safety *s, const char *kind, cons
                        ns, name, after, after == 1 ? "" : "s", desired, limit);
 }
 
+/* The Lease is never renewed: its duration leaves the check about as long as the action may take (one
+ * request, its timeout), plus a margin. */
+#define LEASE_ACT_MARGIN_MS 5000
+
+static long lease_duration_s(const struct kube *k)
+{
+    return (2 * kube_timeout_ms(k) + LEASE_ACT_MARGIN_MS + 999) / 1000;
+}
+
+/* After a check that found the action allowed: whether the Lease still covers the action, which may take
+ * up to one request's timeout; else failed (transient), rather than act when another may take it over. */
+static enum outcome lease_covers_action(struct kube *k, const struct owner_hold *hold, const char *kind, const char *ns,
+                                        const char *name, struct action_result *res)
+{
+    if (!hold->lease.held || lease_left_ms(&hold->lease) >= kube_timeout_ms(k) + LEASE_ACT_MARGIN_MS)
+        return OUTCOME_OK;
+    char lower[32];
+    lowercase(lower, sizeof(lower), kind);
+    return action_fail(res, true, "the check on %s %s/%s took too long: its lease could expire before the action ends",
+                       lower, ns, name);
+}
+
 /* Takes the Lease of workload o (kind, name and uid from an ownerReference) into hold. */
 static enum outcome lease_owner(const struct owner_safety *s, struct kube *k, const char *ns, const struct owner_ref *o,
                                 struct owner_hold *hold, struct action_result *res)
@@ -187,7 +209,8 @@ static enum outcome lease_owner(const struct owner_safety *s, struct kube *k, co
         return action_fail(res, false, "the pod's owner %s %s/%s has an invalid uid", o->kind, ns, o->name);
     lowercase(kind, sizeof(kind), o->kind);
     snprintf(what, sizeof(what), "%s %s/%s", kind, ns, o->name);
-    return lease_acquire(k, s->lock_namespace, name, what, s->lock_wait_ms, hold->lease.dry_run, &hold->lease, res);
+    return lease_acquire(k, s->lock_namespace, name, what, s->lock_wait_ms, lease_duration_s(k), hold->lease.dry_run,
+                         &hold->lease, res);
 }
 
 /*
@@ -217,6 +240,8 @@ static enum outcome check_replicas(const struct owner_safety *s, struct kube *k,
         out = owner_count_healthy(k, t->ns, obj, is_kind(&o, "Deployment"), t->pod, &after, res);
     if (out == OUTCOME_OK)
         out = compare(s, o.kind, t->ns, o.name, workload_desired(obj, o.kind), after, res);
+    if (out == OUTCOME_OK)
+        out = lease_covers_action(k, hold, o.kind, t->ns, o.name, res);
     kube_response_free(&top);
     kube_response_free(&rs);
     return out;

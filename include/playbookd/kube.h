@@ -86,6 +86,9 @@ void kube_response_free(struct kube_response *resp);
  */
 int kube_send(struct kube *k, const char *method, const char *path, const char *content_type, char *body, bool dry_run,
               struct kube_response *resp);
+/* The client's timeout_ms: the longest one request may take. */
+long kube_timeout_ms(const struct kube *k);
+
 /* kube_send with its own whole-request timeout (0: the client's timeout_ms). */
 int kube_send_within(struct kube *k, const char *method, const char *path, const char *content_type, char *body,
                      bool dry_run, long timeout_ms, struct kube_response *resp);

@@ -113,7 +113,7 @@ def test_a_stale_lease_of_a_dead_holder_is_taken_over(kube, incluster, renew_tim
     put = lease_calls(kube)[2].json
     assert put["metadata"]["resourceVersion"] == stale["metadata"]["resourceVersion"]
     assert put["spec"]["holderIdentity"] != stale["spec"]["holderIdentity"] and put["spec"]["leaseTransitions"] == 1
-    assert put["spec"]["leaseDurationSeconds"] == 30
+    assert put["spec"]["leaseDurationSeconds"] == 25, "twice the 10 s default timeout plus 5 s"
     release = lease_calls(kube)[3].json
     assert release["preconditions"]["uid"] == stale["metadata"]["uid"]
     assert kube.leases() == []
@@ -250,3 +250,24 @@ def test_a_wait_for_one_workloads_lease_does_not_hold_up_another_workload(kube, 
     finally:
         assert pbd.stop() == 0
         pbd.cleanup()
+
+
+def test_a_check_too_slow_for_its_lease_fails_before_acting(kube, incluster):
+    """The Lease is never renewed: it lasts twice the request timeout plus 5 s (here 100 ms: 6 s), and the
+    action may only start while it still covers one more request (5.1 s). A check slower than that (20 pages
+    of the pod list at 60 ms each, well within each request's timeout) must fail as transient before the
+    DELETE, since another replica could take the Lease over while this one acts; without the guard the pod
+    is deleted."""
+    kube.set_page_max(1)
+    pods = kube.add_deployment("shop", "cart", 20)
+    kube.add_fault(method="GET", path=r"/namespaces/shop/pods$", delay=0.06, times=None)
+    text = config(incluster, "min_healthy_replicas: 1").replace(
+        "kubernetes:\n", "kubernetes:\n  timeout_ms: 100\n")
+    rc, out, err = replay(text, alert(pods[0]))
+    assert rc == 1 and out == ["failed (the check on deployment shop/cart took too long: its lease could expire "
+                               "before the action ends)"], (out, err)
+    assert kube.pod("shop", pods[0]) is not None
+    assert not [r for r in kube.requests() if r.method == "DELETE" and "/pods/" in r.path], "no pod deleted"
+    assert kube.leases() == [], "released"
+    creates = [r for r in lease_calls(kube) if r.method == "POST"]
+    assert {r.json["spec"]["leaseDurationSeconds"] for r in creates} == {6}
