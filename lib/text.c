@@ -1,5 +1,5 @@
 /* text.c: helpers for untrusted text: UTF-8 validation, escaping for Slack and for one-line logs, bounded
- * copies, URLs with their credentials redacted. */
+ * copies, URLs with their credentials redacted, logs cut to a size as JSON text keeping their newest lines. */
 #include "playbookd/text.h"
 
 #include <ctype.h>
@@ -79,6 +79,81 @@ char *text_utf8_sanitize(const char *data, size_t len, size_t *out_len, size_t *
     *o = 0;
     *out_len = (size_t)(o - out);
     return out;
+}
+
+size_t text_json_size(const char *s, size_t n)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        w += ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t' ? 2
+             : ch < 0x20                                                                                   ? 6
+                                                                                                           : 1;
+    }
+    return w;
+}
+
+size_t text_fit_prefix(const char *text, size_t n, size_t stored_max, size_t wire_max)
+{
+    size_t end = 0, wire = 0;
+    while (end < n && end < stored_max && wire + text_json_size(text + end, 1) <= wire_max)
+        wire += text_json_size(text + end++, 1);
+    while (end > 0 && end < n && ((unsigned char)text[end] & 0xc0) == 0x80)
+        end--;
+    return end;
+}
+
+/* Where the longest suffix of text[0..n) (valid UTF-8) that fits both budgets starts, moved forward to
+ * the start of a line when one begins within it, else to a character boundary. */
+static size_t fit_suffix(const char *text, size_t n, size_t stored_max, size_t wire_max)
+{
+    size_t start = n, wire = 0;
+    while (start > 0 && n - (start - 1) <= stored_max) {
+        size_t w = text_json_size(text + start - 1, 1);
+        if (wire + w > wire_max)
+            break;
+        wire += w, start--;
+    }
+    if (start == 0)
+        return 0;
+    const char *nl = memchr(text + start - 1, '\n', n - (start - 1));
+    if (nl != NULL && nl + 1 < text + n)
+        return (size_t)(nl + 1 - text);
+    while (start < n && ((unsigned char)text[start] & 0xc0) == 0x80)
+        start++;
+    return start;
+}
+
+/* Buffers for text_log_tail's marker lines: with numbers of 20 digits at most, the first is at most 112
+ * bytes and the second 88, so that both together fit TEXT_LOG_MARKER_MAX. */
+#define LOG_HEAD_MAX 128
+#define LOG_TAIL_MAX 96
+
+char *text_log_tail(const char *raw, size_t raw_len, const struct text_log_caps *caps, size_t *len)
+{
+    size_t n, replaced;
+    char *text = text_utf8_sanitize(raw, raw_len, &n, &replaced), *value = NULL;
+    size_t room = caps->stored_max > TEXT_LOG_MARKER_MAX ? caps->stored_max - TEXT_LOG_MARKER_MAX : 0;
+    size_t wire_room = caps->wire_max > 2 * TEXT_LOG_MARKER_MAX ? caps->wire_max - 2 * TEXT_LOG_MARKER_MAX : 0;
+    char head[LOG_HEAD_MAX] = "", tail[LOG_TAIL_MAX] = "";
+    if (text == NULL)
+        return NULL;
+    size_t start = n <= room && text_json_size(text, n) <= wire_room ? 0 : fit_suffix(text, n, room, wire_room);
+    if (start > 0)
+        snprintf(head, sizeof(head), "[playbookd: %zu bytes of older lines dropped: the logs are capped at %zu KiB]\n",
+                 start, caps->cap_kib);
+    if (raw_len >= caps->read_limit)
+        snprintf(tail, sizeof(tail), "%s[playbookd: the read stopped at limitBytes=%zu: later lines not read]\n",
+                 n > start && text[n - 1] != '\n' ? "\n" : "", caps->read_limit);
+    size_t head_len = strlen(head), tail_len = strlen(tail);
+    *len = head_len + (n - start) + tail_len;
+    if ((value = malloc(*len + 1)) != NULL) {
+        memcpy(value, head, head_len);
+        memcpy(value + head_len, text + start, n - start);
+        memcpy(value + head_len + (n - start), tail, tail_len + 1);
+    }
+    free(text);
+    return value;
 }
 
 /* The largest prefix of s no longer than max bytes that ends on a character boundary. */

@@ -33,7 +33,6 @@
 #define CAPTURE_ALERT_WIRE_MAX (1024 * 1024) /* the alert as JSON string text */
 #define CAPTURE_FETCH_MAX (1024 * 1024)      /* limitBytes of one log read */
 #define CAPTURE_CONTAINERS_MAX 32            /* containers captured; the others are counted in an annotation */
-#define CAPTURE_MARKER_MAX 200               /* room kept in each share for the markers */
 #define CAPTURE_NAME_MAX 200                 /* the ConfigMap's name: "configmap NS/NAME" fits a target */
 #define HASH_HEX 10
 
@@ -110,84 +109,24 @@ struct capture {
     unsigned not_captured; /* containers past CAPTURE_CONTAINERS_MAX or with an invalid name */
 };
 
-/* Bytes of s[0..n) as a JSON string's text (cJSON's escaping): what it weighs in the request. */
-static size_t wire_size(const char *s, size_t n)
-{
-    size_t w = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        w += ch == '"' || ch == '\\' || ch == '\b' || ch == '\f' || ch == '\n' || ch == '\r' || ch == '\t' ? 2
-             : ch < 0x20                                                                                   ? 6
-                                                                                                           : 1;
-    }
-    return w;
-}
-
-/* Where the longest suffix of text[0..n) (valid UTF-8) that fits both budgets starts, moved forward to
- * the start of a line when one begins within it, else to a character boundary. */
-static size_t suffix_start(const char *text, size_t n, size_t stored_max, size_t wire_max)
-{
-    size_t start = n, wire = 0;
-    while (start > 0 && n - (start - 1) <= stored_max) {
-        size_t w = wire_size(text + start - 1, 1);
-        if (wire + w > wire_max)
-            break;
-        wire += w, start--;
-    }
-    if (start == 0)
-        return 0;
-    const char *nl = memchr(text + start - 1, '\n', n - (start - 1));
-    if (nl != NULL && nl + 1 < text + n)
-        return (size_t)(nl + 1 - text);
-    while (start < n && ((unsigned char)text[start] & 0xc0) == 0x80)
-        start++;
-    return start;
-}
-
-/* The longest prefix of text[0..n) (valid UTF-8) within both budgets, on a character boundary. */
-static size_t prefix_end(const char *text, size_t n, size_t stored_max, size_t wire_max)
-{
-    size_t end = 0, wire = 0;
-    while (end < n && end < stored_max && wire + wire_size(text + end, 1) <= wire_max)
-        wire += wire_size(text + end++, 1);
-    while (end > 0 && end < n && ((unsigned char)text[end] & 0xc0) == 0x80)
-        end--;
-    return end;
-}
-
-/* Adds key: the log text (raw from the kubelet) to c->data within this stream's share; *added false when
- * out of memory. */
+/* Adds key: the log text (raw from the kubelet) to c->data within this stream's share; false when out of
+ * memory. */
 static bool add_log(struct capture *c, const char *key, const char *raw, size_t raw_len)
 {
-    size_t n, replaced;
-    char *text = text_utf8_sanitize(raw, raw_len, &n, &replaced);
-    size_t streams = c->streams_left > 0 ? c->streams_left : 1;
-    size_t share = c->logs_left / streams, wire_share = c->wire_left / streams;
-    size_t room = share > CAPTURE_MARKER_MAX ? share - CAPTURE_MARKER_MAX : 0;
-    size_t wire_room = wire_share > 2 * CAPTURE_MARKER_MAX ? wire_share - 2 * CAPTURE_MARKER_MAX : 0;
-    char head[CAPTURE_MARKER_MAX / 2] = "", tail[CAPTURE_MARKER_MAX / 2] = "";
-    if (text == NULL)
+    size_t streams = c->streams_left > 0 ? c->streams_left : 1, len;
+    struct text_log_caps caps = {.stored_max = c->logs_left / streams,
+                                 .wire_max = c->wire_left / streams,
+                                 .cap_kib = CAPTURE_LOGS_MAX / 1024,
+                                 .read_limit = CAPTURE_FETCH_MAX};
+    char *value = text_log_tail(raw, raw_len, &caps, &len);
+    if (value == NULL)
         return false;
-    size_t start = n <= room && wire_size(text, n) <= wire_room ? 0 : suffix_start(text, n, room, wire_room);
-    if (start > 0)
-        snprintf(head, sizeof(head), "[playbookd: %zu bytes of older lines dropped: the logs are capped at %d KiB]\n",
-                 start, CAPTURE_LOGS_MAX / 1024);
-    if (raw_len >= CAPTURE_FETCH_MAX)
-        snprintf(tail, sizeof(tail), "%s[playbookd: the read stopped at limitBytes=%d: later lines not read]\n",
-                 n > start && text[n - 1] != '\n' ? "\n" : "", CAPTURE_FETCH_MAX);
-    size_t len = strlen(head) + (n - start) + strlen(tail);
-    char *value = malloc(len + 1);
-    bool ok = value != NULL;
-    if (ok) {
-        snprintf(value, len + 1, "%s%.*s%s", head, (int)(n - start), text + start, tail);
-        ok = cJSON_AddStringToObject(c->data, key, value) != NULL;
-        c->logs_left -= len < c->logs_left ? len : c->logs_left;
-        size_t w = wire_size(value, len);
-        c->wire_left -= w < c->wire_left ? w : c->wire_left;
-    }
+    bool ok = cJSON_AddStringToObject(c->data, key, value) != NULL;
+    size_t w = text_json_size(value, len);
+    c->logs_left -= len < c->logs_left ? len : c->logs_left;
+    c->wire_left -= w < c->wire_left ? w : c->wire_left;
     c->streams_left -= c->streams_left > 0;
     free(value);
-    free(text);
     return ok;
 }
 
@@ -283,9 +222,9 @@ static enum outcome capture_pod_logs(struct capture *c, const cJSON *pod, struct
 static bool add_alert(struct capture *c, cJSON *annotations)
 {
     size_t n = c->alert_len;
-    size_t end = n <= CAPTURE_ALERT_MAX && wire_size(c->alert, n) <= CAPTURE_ALERT_WIRE_MAX
+    size_t end = n <= CAPTURE_ALERT_MAX && text_json_size(c->alert, n) <= CAPTURE_ALERT_WIRE_MAX
                      ? n
-                     : prefix_end(c->alert, n, CAPTURE_ALERT_MAX, CAPTURE_ALERT_WIRE_MAX);
+                     : text_fit_prefix(c->alert, n, CAPTURE_ALERT_MAX, CAPTURE_ALERT_WIRE_MAX);
     char *value = malloc(end + 1);
     bool ok = value != NULL;
     if (ok) {

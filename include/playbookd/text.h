@@ -1,4 +1,5 @@
-/* text.h: small text helpers for untrusted input: UTF-8 validation, Slack escaping, bounded copies. */
+/* text.h: small text helpers for untrusted input: UTF-8 validation, Slack escaping, bounded copies, logs cut
+ * to a size as JSON text. */
 #ifndef PLAYBOOKD_TEXT_H
 #define PLAYBOOKD_TEXT_H
 
@@ -16,6 +17,37 @@ bool text_utf8_valid(const char *data, size_t len);
  * NUL-terminated, its length in *out_len and the bytes replaced in *replaced; NULL when out of memory.
  */
 char *text_utf8_sanitize(const char *data, size_t len, size_t *out_len, size_t *replaced);
+
+/* Bytes of s[0..n) as the text of a JSON string (cJSON's escaping: '"', '\\' and \b \f \n \r \t are two, other
+ * C0 controls six, every other byte one): what it weighs in a request. */
+size_t text_json_size(const char *s, size_t n);
+
+/* The length of the longest prefix of text[0..n) (valid UTF-8) of at most stored_max bytes and wire_max
+ * bytes as JSON text (text_json_size), ending on a character boundary. */
+size_t text_fit_prefix(const char *text, size_t n, size_t stored_max, size_t wire_max);
+
+/* Room that text_log_tail keeps in stored_max for its marker lines (twice that in wire_max): both together
+ * are at most this long, whatever the numbers they show. */
+#define TEXT_LOG_MARKER_MAX 200
+
+/* The budget of one log and the numbers its markers show. */
+struct text_log_caps {
+    size_t stored_max; /* bytes of the result, markers included (when at least TEXT_LOG_MARKER_MAX) */
+    size_t wire_max;   /* the same as JSON text (when at least 2 * TEXT_LOG_MARKER_MAX) */
+    size_t cap_kib;    /* the cap the first marker names */
+    size_t read_limit; /* a raw_len at or over it was cut by the read (limitBytes): the second marker says so */
+};
+
+/*
+ * A log read from the kubelet (raw, attacker-written bytes) as evidence: text_utf8_sanitize'd and, when it is
+ * over the caps (less the room for the markers), only its newest part, from the first line start within that
+ * part (else from a character boundary), after the line
+ * "[playbookd: N bytes of older lines dropped: the logs are capped at K KiB]\n" (N: bytes of the sanitized
+ * text). A raw_len at or over read_limit ends it with the line
+ * "[playbookd: the read stopped at limitBytes=L: later lines not read]\n". Malloc'd and NUL-terminated, its
+ * length in *len; NULL when out of memory.
+ */
+char *text_log_tail(const char *raw, size_t raw_len, const struct text_log_caps *caps, size_t *len);
 
 /*
  * Escapes `&`, `<`, `>` as Slack requires, so text cannot mention <!channel> or forge a link. At most
