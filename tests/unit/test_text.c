@@ -1,5 +1,5 @@
 /* test_text.c: unit tests for UTF-8 validation, Slack escaping with truncation, bounded copies, one-line
- * escaping and URL redaction. */
+ * escaping, URL redaction, and logs cut to their caps keeping the newest lines (capture-logs). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -342,6 +342,65 @@ static void test_teams_escape(void **state)
     check_teams("***", 2, "\\*\\*\xe2\x80\xa6");
 }
 
+/* text_log_tail with these caps (stored and wire room above the markers' room) gives exactly want. */
+static void check_log_tail(const char *raw, size_t raw_len, size_t room, size_t wire_room, size_t read_limit,
+                           const char *want)
+{
+    struct text_log_caps caps = {.stored_max = TEXT_LOG_MARKER_MAX + room,
+                                 .wire_max = 2 * TEXT_LOG_MARKER_MAX + wire_room,
+                                 .cap_kib = 512,
+                                 .read_limit = read_limit};
+    size_t len;
+    char *out = text_log_tail(raw, raw_len, &caps, &len);
+    assert_non_null(out);
+    assert_string_equal(out, want);
+    assert_int_equal(len, strlen(want));
+    free(out);
+}
+
+#define DROPPED(n) "[playbookd: " #n " bytes of older lines dropped: the logs are capped at 512 KiB]\n"
+#define STOPPED(n) "[playbookd: the read stopped at limitBytes=" #n ": later lines not read]\n"
+
+static void test_log_tail(void **state)
+{
+    (void)state;
+    const char *lines = "line 0\nline 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\nline 8\nline 9\n";
+    check_log_tail(lines, 70, 70, 1000, 1000, lines); /* fits: as it is, no marker */
+    check_log_tail(lines, 70, 69, 1000, 1000,
+                   DROPPED(7) "line 1\nline 2\nline 3\nline 4\nline 5\nline 6\nline 7\n"
+                              "line 8\nline 9\n");
+    /* The newest 20 bytes start inside "line 7": kept from the next line start. */
+    check_log_tail(lines, 70, 20, 1000, 1000, DROPPED(56) "line 8\nline 9\n");
+    /* As JSON text a newline is two bytes, \x01 six: the wire cap cuts too. */
+    check_log_tail("ab\nab\nab\nab\nab\n", 15, 1000, 14, 1000, DROPPED(6) "ab\nab\nab\n");
+    check_log_tail("\x01\x01\x01\x01\n", 5, 1000, 13, 1000, DROPPED(3) "\x01\n");
+    /* One line longer than the cap: cut on a character boundary, never inside "é". */
+    check_log_tail("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 10, 5, 1000, 1000, DROPPED(6) "\xc3\xa9\xc3\xa9");
+    check_log_tail("abc", 3, 0, 1000, 1000, DROPPED(3) "");
+    /* Invalid bytes and NUL become U+FFFD (its bytes count in the caps). */
+    check_log_tail("a\xff\0b\n", 5, 1000, 1000, 1000,
+                   "a\xef\xbf\xbd\xef\xbf\xbd"
+                   "b\n");
+    check_log_tail("ok\n\xff\xff", 5, 6, 1000, 1000, DROPPED(3) "\xef\xbf\xbd\xef\xbf\xbd");
+    /* A read that reached limitBytes says so on a line of its own. */
+    check_log_tail("a\nb", 3, 1000, 1000, 3, "a\nb\n" STOPPED(3));
+    check_log_tail("a\nb\n", 4, 1000, 1000, 4, "a\nb\n" STOPPED(4));
+    check_log_tail("a\nb\n", 4, 1000, 1000, 5, "a\nb\n");
+    check_log_tail("a\nbc", 4, 2, 1000, 4, DROPPED(2) "bc\n" STOPPED(4));
+    check_log_tail("", 0, 1000, 1000, 1000, "");
+}
+
+static void test_fit_prefix(void **state)
+{
+    (void)state;
+    assert_int_equal(text_fit_prefix("abc", 3, 10, 10), 3);
+    assert_int_equal(text_fit_prefix("abc", 3, 2, 10), 2);
+    assert_int_equal(text_fit_prefix("a\xc3\xa9", 3, 2, 10), 1); /* not inside "é" */
+    assert_int_equal(text_fit_prefix("a\n\"b", 4, 10, 4), 2);    /* \n and \" are two bytes as JSON */
+    assert_int_equal(text_fit_prefix("\x01z", 2, 10, 5), 0);     /* \u0001 is six */
+    assert_int_equal(text_json_size("a\"\\\b\f\n\r\t\x01\x1f\x7f\xc3\xa9", 13), 1 + 7 * 2 + 2 * 6 + 1 + 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,7 +409,8 @@ int main(void)
         cmocka_unit_test(test_text_copy),      cmocka_unit_test(test_escape),
         cmocka_unit_test(test_escape_bounded), cmocka_unit_test(test_escape_line_keeps_quotes),
         cmocka_unit_test(test_redact_url),     cmocka_unit_test(test_teams_escape),
-        cmocka_unit_test(test_utf8_trim),
+        cmocka_unit_test(test_utf8_trim),      cmocka_unit_test(test_log_tail),
+        cmocka_unit_test(test_fit_prefix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
