@@ -290,3 +290,50 @@ void owner_safety_release(struct kube *k, struct owner_hold *hold)
 {
     lease_release(k, &hold->lease);
 }
+
+/* ---- the shell delete-pod and evict-pod share ------------------------------------------------------------ */
+
+const struct param_spec pod_removal_params[] = {
+    {.name = "grace_period_seconds",
+     .type = PARAM_INT,
+     .def = "-1",
+     .offset = offsetof(struct pod_removal, grace_period_seconds),
+     .min = -1,
+     .max = 86400},
+    OWNER_SAFETY_PARAMS(offsetof(struct pod_removal, safety)),
+    {0},
+};
+
+int pod_removal_init(struct playbook *pb, const struct config_node *params, struct error *err)
+{
+    struct pod_removal *r = pb->ctx;
+    return owner_safety_init(&r->safety, params, err);
+}
+
+enum outcome pod_removal_run(struct playbook *pb, const struct alert *a, pod_removal_act act, struct action_result *res)
+{
+    struct pod_removal *r = pb->ctx;
+    struct target t;
+    struct owner_hold hold;
+    bool gone = false;
+    enum outcome o = target_pod(a, pb->env, &t, res);
+    if (o != OUTCOME_OK)
+        return o;
+    o = owner_safety_check(&r->safety, pb->env->kube, &t, pb->dry_run, &hold, &gone, res);
+    if (o == OUTCOME_OK && !gone) /* gone: nothing left to remove, the goal holds */
+        o = act(pb, a, &t, res);
+    owner_safety_release(pb->env->kube, &hold);
+    return o;
+}
+
+const struct rbac_rule *pod_removal_rbac_for(const struct playbook *pb)
+{
+    const struct pod_removal *r = pb->ctx;
+    return owner_safety_rbac(&r->safety);
+}
+
+const char *pod_removal_rbac_namespace(const struct playbook *pb)
+{
+    const struct pod_removal *r = pb->ctx;
+    return owner_safety_lock_namespace(&r->safety);
+}

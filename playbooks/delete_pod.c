@@ -14,31 +14,9 @@
 #include "playbookd/playbook.h"
 #include "playbookd/target.h"
 
-struct delete_pod {
-    long grace_period_seconds; /* -1: the pod's own terminationGracePeriodSeconds */
-    struct owner_safety safety;
-};
-
-static const struct param_spec delete_pod_params[] = {
-    {.name = "grace_period_seconds",
-     .type = PARAM_INT,
-     .def = "-1",
-     .offset = offsetof(struct delete_pod, grace_period_seconds),
-     .min = -1,
-     .max = 86400},
-    OWNER_SAFETY_PARAMS(offsetof(struct delete_pod, safety)),
-    {0},
-};
-
-static int delete_pod_init(struct playbook *pb, const struct config_node *params, struct error *err)
-{
-    struct delete_pod *d = pb->ctx;
-    return owner_safety_init(&d->safety, params, err);
-}
-
 /* The API server reads DeleteOptions from the body when there is one and then ignores the query, so
  * dry run goes in the body too. */
-static char *delete_options(const struct delete_pod *d, const struct target *t, bool dry_run)
+static char *delete_options(const struct pod_removal *d, const struct target *t, bool dry_run)
 {
     cJSON *opts = kube_delete_options(dry_run, d->grace_period_seconds, t->uid);
     cJSON_AddStringToObject(opts, "apiVersion", "v1");
@@ -52,7 +30,7 @@ static char *delete_options(const struct delete_pod *d, const struct target *t, 
 static enum outcome delete_now(struct playbook *pb, const struct alert *a, const struct target *t,
                                struct action_result *res)
 {
-    const struct delete_pod *d = pb->ctx;
+    const struct pod_removal *d = pb->ctx;
     enum outcome o;
     char path[512], *body = delete_options(d, t, pb->dry_run);
     if (body == NULL)
@@ -76,30 +54,7 @@ static enum outcome delete_now(struct playbook *pb, const struct alert *a, const
 
 static enum outcome delete_pod_run(struct playbook *pb, const struct alert *a, struct action_result *res)
 {
-    struct delete_pod *d = pb->ctx;
-    struct target t;
-    struct owner_hold hold;
-    bool gone = false;
-    enum outcome o = target_pod(a, pb->env, &t, res);
-    if (o != OUTCOME_OK)
-        return o;
-    o = owner_safety_check(&d->safety, pb->env->kube, &t, pb->dry_run, &hold, &gone, res);
-    if (o == OUTCOME_OK && !gone) /* gone: already deleted, the goal holds */
-        o = delete_now(pb, a, &t, res);
-    owner_safety_release(pb->env->kube, &hold);
-    return o;
-}
-
-static const struct rbac_rule *delete_pod_rbac_for(const struct playbook *pb)
-{
-    const struct delete_pod *d = pb->ctx;
-    return owner_safety_rbac(&d->safety);
-}
-
-static const char *delete_pod_rbac_namespace(const struct playbook *pb)
-{
-    const struct delete_pod *d = pb->ctx;
-    return owner_safety_lock_namespace(&d->safety);
+    return pod_removal_run(pb, a, delete_now, res);
 }
 
 /* The DELETE; its Event is added for every API-calling playbook by rbac.c, the safety reads by rbac_for. */
@@ -112,11 +67,11 @@ const struct playbook_type playbook_delete_pod = {
     .name = "delete-pod",
     .needs_kube = true,
     .rbac = delete_pod_rbac,
-    .rbac_for = delete_pod_rbac_for,
-    .rbac_namespace = delete_pod_rbac_namespace,
+    .rbac_for = pod_removal_rbac_for,
+    .rbac_namespace = pod_removal_rbac_namespace,
     .find_target = target_pod,
-    .params = delete_pod_params,
-    .ctx_size = sizeof(struct delete_pod),
-    .init = delete_pod_init,
+    .params = pod_removal_params,
+    .ctx_size = sizeof(struct pod_removal),
+    .init = pod_removal_init,
     .run = delete_pod_run,
 };

@@ -17,30 +17,8 @@
 #include "playbookd/playbook.h"
 #include "playbookd/target.h"
 
-struct evict_pod {
-    long grace_period_seconds; /* -1: the pod's own terminationGracePeriodSeconds */
-    struct owner_safety safety;
-};
-
-static const struct param_spec evict_pod_params[] = {
-    {.name = "grace_period_seconds",
-     .type = PARAM_INT,
-     .def = "-1",
-     .offset = offsetof(struct evict_pod, grace_period_seconds),
-     .min = -1,
-     .max = 86400},
-    OWNER_SAFETY_PARAMS(offsetof(struct evict_pod, safety)),
-    {0},
-};
-
-static int evict_pod_init(struct playbook *pb, const struct config_node *params, struct error *err)
-{
-    struct evict_pod *e = pb->ctx;
-    return owner_safety_init(&e->safety, params, err);
-}
-
 /* {"apiVersion":"policy/v1","kind":"Eviction","metadata":{name, namespace},"deleteOptions":{...}} */
-static char *eviction(const struct evict_pod *e, const struct target *t, bool dry_run)
+static char *eviction(const struct pod_removal *e, const struct target *t, bool dry_run)
 {
     cJSON *ev = cJSON_CreateObject(), *meta;
     cJSON_AddStringToObject(ev, "apiVersion", "policy/v1");
@@ -80,7 +58,7 @@ static enum outcome budget_refused(struct kube_response *resp, struct action_res
 static enum outcome evict_now(struct playbook *pb, const struct alert *a, const struct target *t,
                               struct action_result *res)
 {
-    const struct evict_pod *e = pb->ctx;
+    const struct pod_removal *e = pb->ctx;
     enum outcome o;
     char path[512], *body = eviction(e, t, pb->dry_run);
     if (body == NULL)
@@ -106,30 +84,7 @@ static enum outcome evict_now(struct playbook *pb, const struct alert *a, const 
 
 static enum outcome evict_pod_run(struct playbook *pb, const struct alert *a, struct action_result *res)
 {
-    struct evict_pod *e = pb->ctx;
-    struct target t;
-    struct owner_hold hold;
-    bool gone = false;
-    enum outcome o = target_pod(a, pb->env, &t, res);
-    if (o != OUTCOME_OK)
-        return o;
-    o = owner_safety_check(&e->safety, pb->env->kube, &t, pb->dry_run, &hold, &gone, res);
-    if (o == OUTCOME_OK && !gone) /* gone: nothing left to evict, the goal holds */
-        o = evict_now(pb, a, &t, res);
-    owner_safety_release(pb->env->kube, &hold);
-    return o;
-}
-
-static const struct rbac_rule *evict_pod_rbac_for(const struct playbook *pb)
-{
-    const struct evict_pod *e = pb->ctx;
-    return owner_safety_rbac(&e->safety);
-}
-
-static const char *evict_pod_rbac_namespace(const struct playbook *pb)
-{
-    const struct evict_pod *e = pb->ctx;
-    return owner_safety_lock_namespace(&e->safety);
+    return pod_removal_run(pb, a, evict_now, res);
 }
 
 /* The Eviction (a create on the pods/eviction subresource); Events by rbac.c, safety reads by rbac_for. */
@@ -142,11 +97,11 @@ const struct playbook_type playbook_evict_pod = {
     .name = "evict-pod",
     .needs_kube = true,
     .rbac = evict_pod_rbac,
-    .rbac_for = evict_pod_rbac_for,
-    .rbac_namespace = evict_pod_rbac_namespace,
+    .rbac_for = pod_removal_rbac_for,
+    .rbac_namespace = pod_removal_rbac_namespace,
     .find_target = target_pod,
-    .params = evict_pod_params,
-    .ctx_size = sizeof(struct evict_pod),
-    .init = evict_pod_init,
+    .params = pod_removal_params,
+    .ctx_size = sizeof(struct pod_removal),
+    .init = pod_removal_init,
     .run = evict_pod_run,
 };

@@ -6,7 +6,7 @@
  * from the API at check time. With min_healthy_replicas the check and the action after it hold a
  * cluster-wide Lease (lease.h) on the owner, one holder per acquisition, so that neither two workers nor two
  * replicas of playbookd each see the other's pod ready and both act. The module is owner.c (the options,
- * the check, the lock) and owner_count.c (the count).
+ * the check, the lock, and the shell delete-pod and evict-pod share) and owner_count.c (the count).
  */
 #ifndef PLAYBOOKD_OWNER_H
 #define PLAYBOOKD_OWNER_H
@@ -89,6 +89,23 @@ void owner_safety_release(struct kube *k, struct owner_hold *hold);
 
 /* lock_namespace when min_healthy_replicas asks for Leases (for the Role there, rbac.c), else NULL. */
 const char *owner_safety_lock_namespace(const struct owner_safety *s);
+
+/*
+ * The pod playbooks that remove a pod (delete-pod, evict-pod) share their context, parameters and run:
+ * the alert's pod, the safety check, then `act` unless the pod is gone, then the lock released.
+ */
+struct pod_removal {
+    long grace_period_seconds; /* -1: the pod's own terminationGracePeriodSeconds */
+    struct owner_safety safety;
+};
+extern const struct param_spec pod_removal_params[];
+typedef enum outcome (*pod_removal_act)(struct playbook *pb, const struct alert *a, const struct target *t,
+                                        struct action_result *res);
+int pod_removal_init(struct playbook *pb, const struct config_node *params, struct error *err);
+enum outcome pod_removal_run(struct playbook *pb, const struct alert *a, pod_removal_act act,
+                             struct action_result *res);
+const struct rbac_rule *pod_removal_rbac_for(const struct playbook *pb);
+const char *pod_removal_rbac_namespace(const struct playbook *pb);
 
 /* The reads the options need (ended by a NULL resource), or NULL when none: for the ClusterRole; with
  * min_healthy_replicas also the Leases (namespaced: a Role in owner_safety_lock_namespace). */
