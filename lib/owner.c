@@ -213,6 +213,18 @@ static enum outcome lease_owner(const struct owner_safety *s, struct kube *k, co
                          &hold->lease, res);
 }
 
+/* The workload read by name is the one the ownerReference names (its uid): else it was deleted and made
+ * again meanwhile, and its numbers and its Lease would be another's: failed, transient (read again later). */
+static enum outcome same_owner(const cJSON *obj, const struct owner_ref *o, const char *ns, struct action_result *res)
+{
+    const char *uid = string_at(cJSON_GetObjectItemCaseSensitive(obj, "metadata"), "uid");
+    if (o->uid == NULL || (uid != NULL && strcmp(uid, o->uid) == 0))
+        return OUTCOME_OK;
+    char lower[32];
+    lowercase(lower, sizeof(lower), o->kind);
+    return action_fail(res, true, "%s %s/%s was replaced (its uid is not the ownerReference's)", lower, ns, o->name);
+}
+
 /*
  * min_healthy_replicas for the pod's controller o: the workload (a ReplicaSet's Deployment when it has one,
  * which the ReplicaSet is read to know), its Lease taken into hold, then its healthy pods counted now. A
@@ -236,6 +248,8 @@ static enum outcome check_replicas(const struct owner_safety *s, struct kube *k,
         out = lease_owner(s, k, t->ns, &o, hold, res); /* before any number is read */
     if (out == OUTCOME_OK && obj == NULL && (out = get_owner(k, t->ns, &o, &top, res)) == OUTCOME_OK)
         obj = top.json;
+    if (out == OUTCOME_OK)
+        out = same_owner(obj, &o, t->ns, res);
     if (out == OUTCOME_OK)
         out = owner_count_healthy(k, t->ns, obj, is_kind(&o, "Deployment"), t->pod, &after, res);
     if (out == OUTCOME_OK)

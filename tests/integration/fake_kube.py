@@ -1260,6 +1260,12 @@ class Workloads:
             self._apps[(resource, namespace, name)] = obj
             return copy.deepcopy(obj)
 
+    def recreate_app(self, namespace, resource, name):
+        """The apps/v1 object deleted and made again under its name: a new uid, while what it owned (its
+        ReplicaSets, its pods) still names the old one until the garbage collector comes."""
+        with self._lock:
+            self._apps[(resource, namespace, name)]["metadata"]["uid"] = str(uuid.uuid4())
+
     def add_owned_pod(self, namespace, name, owner=None, labels=None, ready=True, node="node-1"):
         """A Running pod, Ready or not, controlled by owner (an object as returned by add_*), or standalone."""
         self.add_pod(namespace, name, node=node, labels=labels)

@@ -189,6 +189,19 @@ def test_without_options_nothing_is_read(kube, incluster):
     assert out == ["ok"] and [m for m, _, _ in calls(kube)] == ["DELETE"], err
 
 
+def test_a_deployment_made_again_under_its_name_is_not_counted_as_the_pods_owner(kube, incluster):
+    """The ReplicaSet names Deployment cart by uid; cart was deleted and made again (a new uid): its numbers
+    and its Lease would be another object's. Failed, transient, and nothing deleted."""
+    pods = kube.add_deployment("shop", "cart", 3)
+    kube.recreate_app("shop", "deployments", "cart")
+    rc, out, err = replay(config(incluster, "min_healthy_replicas: 1"), alert(pods[0]))
+    assert rc == 1 and out == ["failed (deployment shop/cart was replaced (its uid is not the ownerReference's))"], (
+        out, err)
+    assert kube.pod("shop", pods[0]) is not None
+    assert not [r for r in kube.requests() if r.method == "DELETE" and "/pods/" in r.path]
+    assert kube.leases() == [], "released"
+
+
 def test_an_owner_with_an_invalid_name_fails_without_a_request(kube, incluster):
     owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "../../x", "uid": "u-1"}}
     kube.add_owned_pod("shop", "odd", owner=owner)
