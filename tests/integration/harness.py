@@ -435,3 +435,20 @@ def run_playbookd(config_text, *args, input_bytes=None, timeout=60):
             f.write(config_text)
         p = subprocess.run([PLAYBOOKD, "-c", path, *args], input=input_bytes, capture_output=True, timeout=timeout)
         return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def pod_removal_config(sa, options, kind="delete-pod", nats=None, subject="falco.notice.terminal_shell_in_container",
+                       queue_group=False):
+    """One playbook `kill` of kind (delete-pod, evict-pod) with options on subject, retried twice quickly: the
+    config the delete-safety, replica-count and Lease tests share (sa: the service account directory)."""
+    servers = f"nats: {{servers: [{nats.url}]{', queue_group: playbookd' if queue_group else ''}}}" if nats else ""
+    return f"""
+{servers}
+kubernetes:
+  service_account_dir: {sa}
+retry: {{attempts: 2, initial_backoff_ms: 10, max_backoff_ms: 100}}
+playbooks:
+  kill: {{type: {kind}, {options}}}
+topics:
+  {subject}: [kill]
+"""

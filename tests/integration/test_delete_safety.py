@@ -10,7 +10,7 @@ import json
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsClient, Playbookd, run_playbookd, strip_via, wait_until
+from harness import NatsClient, Playbookd, pod_removal_config, run_playbookd, strip_via, wait_until
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
 
@@ -35,16 +35,7 @@ def alert(pod, ns="shop", uid=None):
 
 
 def config(sa, options, kind="delete-pod", nats=None):
-    return f"""
-{f"nats: {{servers: [{nats.url}]}}" if nats else ""}
-kubernetes:
-  service_account_dir: {sa}
-retry: {{attempts: 2, initial_backoff_ms: 10, max_backoff_ms: 100}}
-playbooks:
-  kill: {{type: {kind}, {options}}}
-topics:
-  {SUBJECT}: [kill]
-"""
+    return pod_removal_config(sa, options, kind, nats, SUBJECT)
 
 
 def replay(text, *lines):

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsClient, Playbookd, run_playbookd, strip_via, wait_until
+from harness import NatsClient, Playbookd, pod_removal_config, run_playbookd, strip_via, wait_until
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/playbookd/leases"
 SUBJECT = "falco.notice.terminal_shell_in_container"
@@ -35,16 +35,7 @@ def alert(pod, ns="shop"):
 
 
 def config(sa, options, subject=SUBJECT, nats=None, kind="delete-pod"):
-    return f"""
-{f"nats: {{servers: [{nats.url}], queue_group: playbookd}}" if nats else ""}
-kubernetes:
-  service_account_dir: {sa}
-retry: {{attempts: 2, initial_backoff_ms: 10, max_backoff_ms: 100}}
-playbooks:
-  kill: {{type: {kind}, grace_period_seconds: 0, {options}}}
-topics:
-  {subject}: [kill]
-"""
+    return pod_removal_config(sa, "grace_period_seconds: 0, " + options, kind, nats, subject, queue_group=True)
 
 
 def replay(text, *lines, flags=()):

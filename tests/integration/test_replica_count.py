@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fake_kube import FakeKube
-from harness import NatsClient, Playbookd, wait_until
+from harness import NatsClient, Playbookd, pod_removal_config, wait_until
 
 SUBJECT = "falco.notice.terminal_shell_in_container"
 
@@ -36,16 +36,7 @@ class Engine:
     action and answers its outcome (alerts one at a time: each sees what the one before did)."""
 
     def __init__(self, nats, sa, options, kind="delete-pod"):
-        self.pbd = Playbookd(f"""
-nats: {{servers: [{nats.url}]}}
-kubernetes:
-  service_account_dir: {sa}
-retry: {{attempts: 2, initial_backoff_ms: 10, max_backoff_ms: 100}}
-playbooks:
-  kill: {{type: {kind}, {options}}}
-topics:
-  {SUBJECT}: [kill]
-""")
+        self.pbd = Playbookd(pod_removal_config(sa, options, kind, nats, SUBJECT))
         self.pbd.wait_ready()
         self.pub = NatsClient(nats.port)
 
